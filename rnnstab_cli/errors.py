@@ -1,0 +1,30 @@
+"""The exceptions rnnstab raises for user mistakes.
+
+Each one carries a one-line message that names what was wrong and what was expected; the CLI
+prints it as ``Error: <message>`` and exits with the code given here. Anything else that escapes
+is a bug.
+"""
+
+
+class RnnstabError(Exception):
+    """Base class: a user-facing error with a one-line message."""
+
+    exit_code: int = 1
+
+
+class UsageError(RnnstabError):
+    """Bad options, unknown names, values out of range."""
+
+    exit_code = 2
+
+
+class DataError(RnnstabError):
+    """A data file that is missing, unreadable or not of the expected form."""
+
+    exit_code = 3
+
+
+class CheckpointError(RnnstabError):
+    """A checkpoint or result store that is missing, damaged or incompatible."""
+
+    exit_code = 4

@@ -1,0 +1,764 @@
+//! The forward pass of eq. (2), backpropagation through time (eqs. 3–5), the Ω regulariser
+//! (eq. 9) and its immediate gradient (eq. 10), for one batch.
+//!
+//! # Layout and data flow
+//! States are kept batch-major, `(B, S, ·)` with `S = T + 1` slots: slot 0 holds the initial
+//! state, slot t the step-t quantity. Each example's rows are contiguous, so the batch splits
+//! into row blocks that run the whole forward and backward recurrence independently on the
+//! pool's threads. Every weight gradient is then one product over all (example, step) rows,
+//! split across threads by output rows ([`par_gemm_at_b`]); no sum ever depends on the thread
+//! count, so results are bit-identical on any number of threads.
+//!
+//! 1. forward (per block): `HS[b,t] = h_t = σ(W_rec·h_{t−1} + W_in·u_t + b)` and, at scored
+//!    steps, `DY[b,t] = ∂E/∂y_t`;
+//! 2. backward (per block): `G[b,t] = g_t = ∂E/∂x_t` from t = T down to 1, the error signal
+//!    reaching x_0, and for each pair k the two norms Ω needs;
+//! 3. `∂W_out = DYᵀ·HS`;
+//! 4. Ω's immediate gradient folded into the states (see [`fold_omega_block`]);
+//! 5. `∂W_rec = Σ_t g_tᵀ·h_{t−1}`, `∂W_in = Σ_t g_tᵀ·u_t`, `∂b = Σ_t g_t`.
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use crate::activation::Activation;
+use crate::error::{EngineError, Result};
+use crate::float::Float;
+use crate::linalg::{gemm, par_gemm_at_b, View, ViewMut};
+use crate::loss::{loss_and_grad, Loss, TimeReduction};
+use crate::model::{Batch, InitialState, Params};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelConfig {
+    pub activation: Activation,
+    pub loss: Loss,
+    pub time_reduction: TimeReduction,
+}
+
+/// Which quantity Ω averages: the paper's eq. (9) uses the norm ratio r_k; the authors'
+/// released code squares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OmegaForm {
+    /// (‖g_{k+1} J_k‖ / ‖g_{k+1}‖ − 1)²
+    Norm,
+    /// (‖g_{k+1} J_k‖² / ‖g_{k+1}‖² − 1)²
+    Squared,
+}
+
+impl OmegaForm {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "norm" => Ok(OmegaForm::Norm),
+            "squared" => Ok(OmegaForm::Squared),
+            _ => Err(EngineError::UnknownName {
+                what: "omega form",
+                got: name.to_string(),
+                choices: "norm, squared",
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OmegaConfig {
+    /// The weight α of Ω's gradient in W_rec's; Ω's value is computed whatever α is.
+    pub alpha: f64,
+    pub form: OmegaForm,
+}
+
+/// Pairs whose ‖g_{k+1}‖² falls below this carry no error signal: they are left out of Ω's
+/// mean (as in the authors' code) rather than divided by a vanishing norm.
+pub const OMEGA_MIN_SIGNAL: f64 = 1e-20;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossOutput {
+    /// E, the cost of eq. (3) averaged over the batch.
+    pub loss: f64,
+    /// Ω of eq. (9): the mean over the (k, example) pairs that carry error signal.
+    pub omega: f64,
+    /// How many (k, example) pairs entered Ω.
+    pub omega_pairs: usize,
+}
+
+/// Buffers kept from one call to the next so a training step allocates nothing large.
+#[derive(Default)]
+pub struct Workspace<T> {
+    hs: Vec<T>,             // (B, S, H)  h_t = σ(x_t); during step 4, Z_t of eq. (10)'s fold
+    gs: Vec<T>,             // (B, S, H)  g_t = ∂E/∂x_t, slot 0 zero
+    dy: Vec<T>,             // (B, S, O)  ∂E/∂y_t, zero where unscored
+    us: Vec<T>,             // (B, S, I)  the inputs, batch-major, slot 0 zero
+    v0: Vec<T>,             // (B, H)     ∂E/∂x_0
+    x_final: Vec<T>,        // (B, H)     x_T, the state to carry into the next segment
+    row_loss: Vec<f64>,     // (B,)       Σ_t m·ℓ per example
+    row_scale: Vec<f64>,    // (B,)       the example's weight in E
+    omega_c: Vec<f64>,      // (B, S)     eq. (10)'s coefficient of pair k (slot k)
+    omega_term: Vec<f64>,   // (B, S)    Ω_k of pair k
+    omega_valid: Vec<bool>, // (B, S)  pair k carries error signal
+    w_out_t: Vec<T>,        // (H, O)     ∂W_outᵀ before transposition
+    batch: usize,
+    slots: usize,
+}
+
+impl<T: Float> Workspace<T> {
+    pub fn new() -> Self {
+        Workspace {
+            hs: Vec::new(),
+            gs: Vec::new(),
+            dy: Vec::new(),
+            us: Vec::new(),
+            v0: Vec::new(),
+            x_final: Vec::new(),
+            row_loss: Vec::new(),
+            row_scale: Vec::new(),
+            omega_c: Vec::new(),
+            omega_term: Vec::new(),
+            omega_valid: Vec::new(),
+            w_out_t: Vec::new(),
+            batch: 0,
+            slots: 0,
+        }
+    }
+
+    fn prepare(&mut self, batch: usize, slots: usize, h: usize, i: usize, o: usize) {
+        let rows = batch * slots;
+        self.hs.resize(rows * h, T::ZERO);
+        self.gs.resize(rows * h, T::ZERO);
+        self.dy.resize(rows * o, T::ZERO);
+        self.us.resize(rows * i, T::ZERO);
+        self.v0.resize(batch * h, T::ZERO);
+        self.x_final.resize(batch * h, T::ZERO);
+        self.row_loss.resize(batch, 0.0);
+        self.row_scale.resize(batch, 0.0);
+        self.omega_c.resize(rows, 0.0);
+        self.omega_term.resize(rows, 0.0);
+        self.omega_valid.resize(rows, false);
+        self.w_out_t.resize(h * o, T::ZERO);
+        self.batch = batch;
+        self.slots = slots;
+    }
+
+    /// x_T per example `(B, H)` after the last call (the pre-activation state).
+    pub fn final_state(&self) -> &[T] {
+        &self.x_final
+    }
+
+    /// ‖∂E/∂x_t‖ for t = 0..T of the last call, averaged over the batch: the temporal profile
+    /// of the error signal (eq. 7's η^{t−k} decay made visible).
+    pub fn error_signal_profile(&self, h: usize) -> Vec<f64> {
+        let (b, s) = (self.batch, self.slots);
+        let mut prof = vec![0.0; s];
+        for r in 0..b {
+            let v0: f64 = self.v0[r * h..(r + 1) * h]
+                .iter()
+                .map(|v| v.to_f64().powi(2))
+                .sum();
+            prof[0] += v0.sqrt();
+            for (t, p) in prof.iter_mut().enumerate().skip(1) {
+                let g = &self.gs[(r * s + t) * h..(r * s + t + 1) * h];
+                *p += g.iter().map(|v| v.to_f64().powi(2)).sum::<f64>().sqrt();
+            }
+        }
+        prof.iter_mut().for_each(|p| *p /= b.max(1) as f64);
+        prof
+    }
+}
+
+/// The read-only context every row block shares.
+struct Ctx<'a, T> {
+    p: &'a Params<T>,
+    batch: &'a Batch<'a, T>,
+    x0: InitialState<'a, T>,
+    cfg: ModelConfig,
+    form: OmegaForm,
+    slots: usize,
+}
+
+/// One contiguous range of examples and its slices of every per-example buffer.
+struct Block<'a, T> {
+    r0: usize,
+    n: usize,
+    hs: &'a mut [T],
+    gs: &'a mut [T],
+    dy: &'a mut [T],
+    us: &'a mut [T],
+    v0: &'a mut [T],
+    x_final: &'a mut [T],
+    row_loss: &'a mut [f64],
+    row_scale: &'a [f64],
+    omega_c: &'a mut [f64],
+    omega_term: &'a mut [f64],
+    omega_valid: &'a mut [bool],
+}
+
+/// Splits the batch into `pieces` near-equal contiguous ranges, as counts.
+fn block_counts(batch: usize, pieces: usize) -> Vec<usize> {
+    let pieces = pieces.clamp(1, batch.max(1));
+    (0..pieces)
+        .map(|i| (i + 1) * batch / pieces - i * batch / pieces)
+        .collect()
+}
+
+fn take_rows<'a, U>(rest: &mut &'a mut [U], rows: usize, width: usize) -> &'a mut [U] {
+    let (head, tail) = std::mem::take(rest).split_at_mut(rows * width);
+    *rest = tail;
+    head
+}
+
+fn make_blocks<'a, T: Float>(
+    ws: &'a mut Workspace<T>,
+    counts: &[usize],
+    h: usize,
+    i: usize,
+    o: usize,
+) -> Vec<Block<'a, T>> {
+    let s = ws.slots;
+    let (mut hs, mut gs, mut dy, mut us) = (
+        &mut ws.hs[..],
+        &mut ws.gs[..],
+        &mut ws.dy[..],
+        &mut ws.us[..],
+    );
+    let (mut v0, mut xf) = (&mut ws.v0[..], &mut ws.x_final[..]);
+    let (mut rl, mut rs) = (&mut ws.row_loss[..], &ws.row_scale[..]);
+    let (mut oc, mut ot, mut ov) = (
+        &mut ws.omega_c[..],
+        &mut ws.omega_term[..],
+        &mut ws.omega_valid[..],
+    );
+    let mut r0 = 0;
+    let mut blocks = Vec::with_capacity(counts.len());
+    for &n in counts {
+        let (scale, rs_rest) = rs.split_at(n);
+        rs = rs_rest;
+        blocks.push(Block {
+            r0,
+            n,
+            hs: take_rows(&mut hs, n, s * h),
+            gs: take_rows(&mut gs, n, s * h),
+            dy: take_rows(&mut dy, n, s * o),
+            us: take_rows(&mut us, n, s * i),
+            v0: take_rows(&mut v0, n, h),
+            x_final: take_rows(&mut xf, n, h),
+            row_loss: take_rows(&mut rl, n, 1),
+            row_scale: scale,
+            omega_c: take_rows(&mut oc, n, s),
+            omega_term: take_rows(&mut ot, n, s),
+            omega_valid: take_rows(&mut ov, n, s),
+        });
+        r0 += n;
+    }
+    blocks
+}
+
+/// Does any example of the block have its mask on at 0-based step `t`?
+fn block_scored<T: Float>(batch: &Batch<'_, T>, r0: usize, n: usize, t: usize) -> bool {
+    (r0..r0 + n).any(|b| batch.mask_at(t, b) != T::ZERO)
+}
+
+/// Step 1: the forward pass of eq. (2) over the block's examples, and ∂E/∂y at scored steps.
+fn forward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
+    let p = ctx.p;
+    let (h, i, o) = (p.dims.n_hidden, p.dims.n_in, p.dims.n_out);
+    let (s, n, nb) = (ctx.slots, blk.n, ctx.batch.batch);
+    let act = ctx.cfg.activation;
+    for r in 0..n {
+        let b = blk.r0 + r;
+        blk.us[r * s * i..(r * s + 1) * i].fill(T::ZERO);
+        for t in 1..s {
+            let src = ((t - 1) * nb + b) * i;
+            blk.us[(r * s + t) * i..(r * s + t + 1) * i]
+                .copy_from_slice(&ctx.batch.inputs[src..src + i]);
+        }
+    }
+    // W_in·u_t for every slot of every example at once: one ((n·S) × I)·(I × H) product.
+    gemm(
+        T::ONE,
+        View::new(blk.us, n * s, i),
+        View::new(&p.w_in, h, i).t(),
+        T::ZERO,
+        ViewMut::new(blk.hs, n * s, h),
+    );
+    for r in 0..n {
+        let row = &mut blk.hs[r * s * h..(r * s + 1) * h];
+        let x0 = ctx.x0.row(blk.r0 + r, h);
+        for j in 0..h {
+            let x = x0.map_or(T::ZERO, |x| x[j]);
+            row[j] = act.apply(x);
+            if s == 1 {
+                blk.x_final[r * h + j] = x;
+            }
+        }
+    }
+    blk.dy.fill(T::ZERO);
+    blk.row_loss.fill(0.0);
+    let mut rec = vec![T::ZERO; n * h];
+    let mut y = vec![T::ZERO; n * o];
+    for t in 1..s {
+        gemm(
+            T::ONE,
+            View::strided(blk.hs, (t - 1) * h, n, h, s * h, 1),
+            View::new(&p.w_rec, h, h).t(),
+            T::ZERO,
+            ViewMut::new(&mut rec, n, h),
+        );
+        for r in 0..n {
+            let row = &mut blk.hs[(r * s + t) * h..(r * s + t + 1) * h];
+            let rec = &rec[r * h..(r + 1) * h];
+            for j in 0..h {
+                let x = row[j] + rec[j] + p.b[j];
+                if t == s - 1 {
+                    blk.x_final[r * h + j] = x;
+                }
+                row[j] = act.apply(x);
+            }
+        }
+        if !block_scored(ctx.batch, blk.r0, n, t - 1) {
+            continue;
+        }
+        gemm(
+            T::ONE,
+            View::strided(blk.hs, t * h, n, h, s * h, 1),
+            View::new(&p.w_out, o, h).t(),
+            T::ZERO,
+            ViewMut::new(&mut y, n, o),
+        );
+        for r in 0..n {
+            let b = blk.r0 + r;
+            let m = ctx.batch.mask_at(t - 1, b);
+            if m == T::ZERO {
+                continue;
+            }
+            let yr = &mut y[r * o..(r + 1) * o];
+            for (v, bo) in yr.iter_mut().zip(&p.b_out) {
+                *v += *bo;
+            }
+            let target = ctx.batch.target_at(t - 1, b, o);
+            let m = m.to_f64();
+            let dy = &mut blk.dy[(r * s + t) * o..(r * s + t + 1) * o];
+            let l = loss_and_grad(ctx.cfg.loss, yr, target, m * blk.row_scale[r], dy);
+            blk.row_loss[r] += m * l;
+        }
+    }
+}
+
+/// Ω_k and eq. (10)'s coefficient for one pair, from ‖g_{k+1}‖² and ‖g_{k+1}J_k‖².
+///
+/// With a = g_{k+1}, s = σ'(x_k) and v = (W_recᵀa) ⊙ s = g_{k+1}J_k, the immediate partial of
+/// ‖v‖ with respect to W_rec[i][j] is a_i·v_j·s_j / ‖v‖. Each pair's gradient is therefore
+/// `c · a ⊗ (v ⊙ s)` with the scalar c returned here.
+fn omega_pair(form: OmegaForm, a2: f64, v2: f64) -> (f64, f64) {
+    match form {
+        OmegaForm::Norm => {
+            let r = (v2 / a2).sqrt();
+            // At v = 0 the norm is not differentiable; its subgradient 0 is used.
+            let c = if v2 > 0.0 {
+                2.0 * (r - 1.0) / (v2.sqrt() * a2.sqrt())
+            } else {
+                0.0
+            };
+            ((r - 1.0).powi(2), c)
+        }
+        OmegaForm::Squared => {
+            let r2 = v2 / a2;
+            ((r2 - 1.0).powi(2), 4.0 * (r2 - 1.0) / a2)
+        }
+    }
+}
+
+fn record_pair(form: OmegaForm, blk: &mut Block<'_, impl Float>, at: usize, a2: f64, v2: f64) {
+    let valid = a2 >= OMEGA_MIN_SIGNAL;
+    blk.omega_valid[at] = valid;
+    let (term, c) = if valid {
+        omega_pair(form, a2, v2)
+    } else {
+        (0.0, 0.0)
+    };
+    blk.omega_term[at] = term;
+    blk.omega_c[at] = c;
+}
+
+fn sq_norm<T: Float>(v: &[T]) -> f64 {
+    v.iter().map(|x| x.to_f64() * x.to_f64()).sum()
+}
+
+/// Step 2: g_t = (g_{t+1}·W_rec) ⊙ σ'(x_t) + (∂E/∂y_t·W_out) ⊙ σ'(x_t), t = T..1 (eq. 5), the
+/// signal reaching x_0, and the norms of every Ω pair.
+fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
+    let p = ctx.p;
+    let (h, o) = (p.dims.n_hidden, p.dims.n_out);
+    let (s, n) = (ctx.slots, blk.n);
+    let act = ctx.cfg.activation;
+    blk.gs.fill(T::ZERO);
+    blk.omega_valid.fill(false);
+    blk.omega_term.fill(0.0);
+    blk.omega_c.fill(0.0);
+    let mut carry = vec![T::ZERO; n * h]; // g_{t+1}·W_rec, i.e. (W_recᵀ g_{t+1})ᵀ
+    let mut local = vec![T::ZERO; n * h]; // ∂E/∂y_t·W_out
+    for t in (0..s).rev() {
+        let has_next = t + 1 < s;
+        if has_next {
+            gemm(
+                T::ONE,
+                View::strided(blk.gs, (t + 1) * h, n, h, s * h, 1),
+                View::new(&p.w_rec, h, h),
+                T::ZERO,
+                ViewMut::new(&mut carry, n, h),
+            );
+        }
+        if t == 0 {
+            break;
+        }
+        let scored = block_scored(ctx.batch, blk.r0, n, t - 1);
+        if scored {
+            gemm(
+                T::ONE,
+                View::strided(blk.dy, t * o, n, o, s * o, 1),
+                View::new(&p.w_out, o, h),
+                T::ZERO,
+                ViewMut::new(&mut local, n, h),
+            );
+        }
+        for r in 0..n {
+            let at = r * s + t;
+            let on = scored && ctx.batch.mask_at(t - 1, blk.r0 + r) != T::ZERO;
+            let hrow = &blk.hs[at * h..(at + 1) * h];
+            let mut v2 = 0.0;
+            for j in 0..h {
+                let sd = act.derivative_from_output(hrow[j]);
+                let v = if has_next {
+                    carry[r * h + j] * sd
+                } else {
+                    T::ZERO
+                };
+                v2 += v.to_f64() * v.to_f64();
+                blk.gs[at * h + j] = if on { v + local[r * h + j] * sd } else { v };
+            }
+            if has_next {
+                let a2 = sq_norm(&blk.gs[(at + 1) * h..(at + 2) * h]);
+                record_pair(ctx.form, blk, at, a2, v2);
+            }
+        }
+    }
+    // Pair k = 0 and ∂E/∂x_0 = (g_1·W_rec) ⊙ σ'(x_0).
+    for r in 0..n {
+        let at = r * s;
+        if s < 2 {
+            blk.v0[r * h..(r + 1) * h].fill(T::ZERO);
+            continue;
+        }
+        let mut v2 = 0.0;
+        for j in 0..h {
+            let v = carry[r * h + j] * act.derivative_from_output(blk.hs[at * h + j]);
+            v2 += v.to_f64() * v.to_f64();
+            blk.v0[r * h + j] = v;
+        }
+        let a2 = sq_norm(&blk.gs[(at + 1) * h..(at + 2) * h]);
+        record_pair(ctx.form, blk, at, a2, v2);
+    }
+}
+
+/// Step 4: eq. (10) folded into the W_rec product.
+///
+/// ∂E/∂W_rec = Σ_k g_{k+1}ᵀ h_k and α·∂⁺Ω/∂W_rec = (α/N) Σ_k c_k g_{k+1}ᵀ (v_k ⊙ s_k) share their
+/// left factor g_{k+1}, so overwriting h_k with Z_k = h_k + (α/N)·c_k·(v_k ⊙ s_k) makes the one
+/// product Σ_k g_{k+1}ᵀ Z_k yield both: Ω costs no second pass and no extra (T·B·H) storage.
+/// N is known only once every pair has been seen, hence this separate pass. v_k is recovered
+/// from the stored g_k by removing the read-out term, which is non-zero only at scored steps.
+fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f64) {
+    let p = ctx.p;
+    let (h, o) = (p.dims.n_hidden, p.dims.n_out);
+    let (s, n) = (ctx.slots, blk.n);
+    let act = ctx.cfg.activation;
+    let mut local = vec![T::ZERO; n * h];
+    for k in 0..s - 1 {
+        let scored = k >= 1 && block_scored(ctx.batch, blk.r0, n, k - 1);
+        if scored {
+            gemm(
+                T::ONE,
+                View::strided(blk.dy, k * o, n, o, s * o, 1),
+                View::new(&p.w_out, o, h),
+                T::ZERO,
+                ViewMut::new(&mut local, n, h),
+            );
+        }
+        for r in 0..n {
+            let at = r * s + k;
+            if !blk.omega_valid[at] {
+                continue;
+            }
+            let coef = T::from_f64(beta * blk.omega_c[at]);
+            let on = scored && ctx.batch.mask_at(k - 1, blk.r0 + r) != T::ZERO;
+            for j in 0..h {
+                let hk = blk.hs[at * h + j];
+                let sd = act.derivative_from_output(hk);
+                let v = if k == 0 {
+                    blk.v0[r * h + j]
+                } else if on {
+                    blk.gs[at * h + j] - local[r * h + j] * sd
+                } else {
+                    blk.gs[at * h + j]
+                };
+                blk.hs[at * h + j] = hk + coef * v * sd;
+            }
+        }
+    }
+}
+
+/// Everything one call needs besides the parameters and the batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub model: ModelConfig,
+    pub omega: OmegaConfig,
+    /// Run all T steps even after the last scored one (needed when x_T is carried on).
+    pub full_length: bool,
+}
+
+/// E, Ω and the gradient of E + α·Ω (Ω through its immediate partial only) into `grads`.
+pub fn loss_and_grads<T: Float>(
+    pool: &ThreadPool,
+    params: &Params<T>,
+    batch: &Batch<'_, T>,
+    x0: InitialState<'_, T>,
+    settings: &Settings,
+    ws: &mut Workspace<T>,
+    grads: &mut Params<T>,
+) -> Result<LossOutput> {
+    let dims = params.dims;
+    let (h, i, o) = (dims.n_hidden, dims.n_in, dims.n_out);
+    let x0 = if params.has_x0() {
+        if !matches!(x0, InitialState::Zero) {
+            return Err(EngineError::invalid(
+                "the initial state is a learned parameter (x0 in params); do not also pass x0",
+            ));
+        }
+        InitialState::Shared(&params.x0)
+    } else {
+        x0
+    };
+    if let InitialState::PerExample(x) = x0 {
+        if x.len() != batch.batch * h {
+            return Err(EngineError::invalid("x0 does not have one row per example"));
+        }
+    }
+    if grads.dims != dims || grads.has_x0() != params.has_x0() {
+        *grads = params.zeros_like();
+    }
+    let steps = if settings.full_length {
+        batch.steps
+    } else {
+        batch.last_scored_step()
+    };
+    let s = steps + 1;
+    let nb = batch.batch;
+    ws.prepare(nb, s, h, i, o);
+    for (b, scale) in ws.row_scale.iter_mut().enumerate() {
+        let scored: f64 = (0..batch.steps).map(|t| batch.mask_at(t, b).to_f64()).sum();
+        let per_seq = match settings.model.time_reduction {
+            TimeReduction::Sum => 1.0,
+            TimeReduction::Mean if scored > 0.0 => 1.0 / scored,
+            TimeReduction::Mean => 0.0,
+        };
+        *scale = per_seq / nb as f64;
+    }
+    let ctx = Ctx {
+        p: params,
+        batch,
+        x0,
+        cfg: settings.model,
+        form: settings.omega.form,
+        slots: s,
+    };
+    let counts = block_counts(nb, pool.current_num_threads());
+    {
+        let blocks = make_blocks(ws, &counts, h, i, o);
+        run_blocks(pool, blocks, |blk| {
+            forward_block(&ctx, blk);
+            backward_block(&ctx, blk);
+        });
+    }
+
+    // Reductions over examples in a fixed order.
+    let loss: f64 = ws
+        .row_loss
+        .iter()
+        .zip(&ws.row_scale)
+        .map(|(l, s)| l * s)
+        .sum();
+    let n_pairs = ws.omega_valid.iter().filter(|v| **v).count();
+    let omega_sum: f64 = ws.omega_term.iter().sum();
+    let omega = if n_pairs > 0 {
+        omega_sum / n_pairs as f64
+    } else {
+        0.0
+    };
+
+    // Step 3: ∂W_out = Σ dyᵀ h, before step 4 overwrites the states.
+    let rows = nb * s;
+    par_gemm_at_b(pool, rows, h, o, &ws.hs, h, &ws.dy, o, &mut ws.w_out_t);
+    for oi in 0..o {
+        for j in 0..h {
+            grads.w_out[oi * h + j] = ws.w_out_t[j * o + oi];
+        }
+    }
+    column_sums(&ws.dy, o, &mut grads.b_out);
+
+    // Step 4.
+    let alpha = settings.omega.alpha;
+    if alpha != 0.0 && n_pairs > 0 {
+        let beta = alpha / n_pairs as f64;
+        let blocks = make_blocks(ws, &counts, h, i, o);
+        run_blocks(pool, blocks, |blk| fold_omega_block(&ctx, blk, beta));
+    }
+
+    // Step 5: g_t pairs with h_{t−1}, one row earlier; slot 0 of G is zero, so the pairs that
+    // straddle two examples add nothing.
+    par_gemm_at_b(
+        pool,
+        rows - 1,
+        h,
+        h,
+        &ws.gs[h..],
+        h,
+        &ws.hs[..(rows - 1) * h],
+        h,
+        &mut grads.w_rec,
+    );
+    par_gemm_at_b(pool, rows, h, i, &ws.gs, h, &ws.us, i, &mut grads.w_in);
+    column_sums(&ws.gs, h, &mut grads.b);
+    if params.has_x0() {
+        column_sums(&ws.v0, h, &mut grads.x0);
+    }
+    Ok(LossOutput {
+        loss,
+        omega,
+        omega_pairs: n_pairs,
+    })
+}
+
+fn run_blocks<'a, T: Float, F>(pool: &ThreadPool, mut blocks: Vec<Block<'a, T>>, f: F)
+where
+    F: Fn(&mut Block<'a, T>) + Sync,
+{
+    if blocks.len() == 1 {
+        f(&mut blocks[0]);
+    } else {
+        pool.install(|| blocks.par_iter_mut().for_each(&f));
+    }
+}
+
+/// `out[j] = Σ_r m[r][j]` over the rows of a row-major matrix, in row order.
+fn column_sums<T: Float>(m: &[T], width: usize, out: &mut [T]) {
+    out.fill(T::ZERO);
+    for row in m.chunks_exact(width) {
+        for (acc, v) in out.iter_mut().zip(row) {
+            *acc += *v;
+        }
+    }
+}
+
+/// The outputs y_t `(T, B, O)` of eq. (2)'s network for evaluation, and x_T `(B, H)`. Keeps
+/// only two states per example, so it scores long sequences in large batches.
+#[allow(clippy::too_many_arguments)]
+pub fn forward<T: Float>(
+    pool: &ThreadPool,
+    params: &Params<T>,
+    inputs: &[T],
+    steps: usize,
+    batch: usize,
+    x0: InitialState<'_, T>,
+    activation: Activation,
+    outputs: &mut [T],
+    final_state: &mut [T],
+) -> Result<()> {
+    let (h, i, o) = (params.dims.n_hidden, params.dims.n_in, params.dims.n_out);
+    if inputs.len() != steps * batch * i
+        || outputs.len() != steps * batch * o
+        || final_state.len() != batch * h
+    {
+        return Err(EngineError::invalid(
+            "forward: buffer sizes do not match (T, B)",
+        ));
+    }
+    let x0 = if params.has_x0() {
+        InitialState::Shared(&params.x0)
+    } else {
+        x0
+    };
+    let counts = block_counts(batch, pool.current_num_threads());
+    let mut starts = Vec::with_capacity(counts.len());
+    let mut acc = 0;
+    for &c in &counts {
+        starts.push(acc);
+        acc += c;
+    }
+    let mut finals: Vec<&mut [T]> = Vec::new();
+    let mut rest = &mut final_state[..];
+    for &c in &counts {
+        finals.push(take_rows(&mut rest, c, h));
+    }
+    let run = |(r0, fin): (usize, &mut [T])| -> Vec<T> {
+        let n = fin.len() / h;
+        let mut prev = vec![T::ZERO; n * h];
+        let mut cur = vec![T::ZERO; n * h];
+        let mut out = vec![T::ZERO; steps * n * o];
+        for r in 0..n {
+            let x0 = x0.row(r0 + r, h);
+            for j in 0..h {
+                let x = x0.map_or(T::ZERO, |x| x[j]);
+                prev[r * h + j] = activation.apply(x);
+                fin[r * h + j] = x;
+            }
+        }
+        for t in 0..steps {
+            gemm(
+                T::ONE,
+                View::strided(inputs, (t * batch + r0) * i, n, i, i, 1),
+                View::new(&params.w_in, h, i).t(),
+                T::ZERO,
+                ViewMut::new(&mut cur, n, h),
+            );
+            gemm(
+                T::ONE,
+                View::new(&prev, n, h),
+                View::new(&params.w_rec, h, h).t(),
+                T::ONE,
+                ViewMut::new(&mut cur, n, h),
+            );
+            for r in 0..n {
+                for j in 0..h {
+                    let x = cur[r * h + j] + params.b[j];
+                    fin[r * h + j] = x;
+                    cur[r * h + j] = activation.apply(x);
+                }
+            }
+            let yt = &mut out[t * n * o..(t + 1) * n * o];
+            gemm(
+                T::ONE,
+                View::new(&cur, n, h),
+                View::new(&params.w_out, o, h).t(),
+                T::ZERO,
+                ViewMut::new(yt, n, o),
+            );
+            for row in yt.chunks_exact_mut(o) {
+                for (v, bo) in row.iter_mut().zip(&params.b_out) {
+                    *v += *bo;
+                }
+            }
+            std::mem::swap(&mut prev, &mut cur);
+        }
+        out
+    };
+    let parts: Vec<Vec<T>> = if counts.len() == 1 {
+        starts.into_iter().zip(finals).map(run).collect()
+    } else {
+        pool.install(|| starts.into_par_iter().zip(finals).map(run).collect())
+    };
+    let mut r0 = 0;
+    for (part, &n) in parts.iter().zip(&counts) {
+        for t in 0..steps {
+            let dst = (t * batch + r0) * o;
+            outputs[dst..dst + n * o].copy_from_slice(&part[t * n * o..(t + 1) * n * o]);
+        }
+        r0 += n;
+    }
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! Safe strided matrix views over slices and the matrix products the engine is built from.
+//!
+//! Parallel products split the *output* across threads and never the summed dimension, so each
+//! entry is summed in the same order whatever the thread count: a seed gives bit-identical
+//! results on one thread or many.
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use crate::float::Float;
+
+/// A read-only matrix inside a slice: entry (i, j) is `data[offset + i*rs + j*cs]`.
+#[derive(Clone, Copy)]
+pub struct View<'a, T> {
+    data: &'a [T],
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, T> View<'a, T> {
+    /// A dense row-major `rows × cols` matrix at the start of `data`.
+    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self::strided(data, 0, rows, cols, cols, 1)
+    }
+
+    pub fn strided(
+        data: &'a [T],
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        cs: usize,
+    ) -> Self {
+        let v = View {
+            data,
+            offset,
+            rows,
+            cols,
+            rs,
+            cs,
+        };
+        assert!(
+            fits(data.len(), offset, rows, cols, rs, cs),
+            "matrix view out of bounds"
+        );
+        v
+    }
+
+    /// The transpose, without copying.
+    pub fn t(self) -> Self {
+        View {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+}
+
+/// A mutable matrix inside a slice, laid out like [`View`].
+pub struct ViewMut<'a, T> {
+    data: &'a mut [T],
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, T> ViewMut<'a, T> {
+    pub fn new(data: &'a mut [T], rows: usize, cols: usize) -> Self {
+        Self::strided(data, 0, rows, cols, cols, 1)
+    }
+
+    pub fn strided(
+        data: &'a mut [T],
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        cs: usize,
+    ) -> Self {
+        assert!(
+            fits(data.len(), offset, rows, cols, rs, cs),
+            "matrix view out of bounds"
+        );
+        ViewMut {
+            data,
+            offset,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+}
+
+fn fits(len: usize, offset: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
+    rows == 0 || cols == 0 || offset + (rows - 1) * rs + (cols - 1) * cs < len
+}
+
+/// `C ← alpha·A·B + beta·C`. With `beta = 0` the old contents of C are never read, so C may
+/// hold garbage (even NaN) on entry.
+pub fn gemm<T: Float>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: ViewMut<'_, T>) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    assert_eq!(a.rows, c.rows, "output rows differ");
+    assert_eq!(b.cols, c.cols, "output columns differ");
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                let x = &mut c.data[c.offset + i * c.rs + j * c.cs];
+                *x = if beta == T::ZERO { T::ZERO } else { beta * *x };
+            }
+        }
+        return;
+    }
+    // SAFETY: the three views were bounds-checked on construction; C is borrowed mutably, so
+    // it cannot overlap A or B.
+    unsafe {
+        T::gemm_raw(
+            m,
+            k,
+            n,
+            alpha,
+            a.data.as_ptr().add(a.offset),
+            a.rs as isize,
+            a.cs as isize,
+            b.data.as_ptr().add(b.offset),
+            b.rs as isize,
+            b.cs as isize,
+            beta,
+            c.data.as_mut_ptr().add(c.offset),
+            c.rs as isize,
+            c.cs as isize,
+        );
+    }
+}
+
+/// `out (m × n) = Aᵀ·B` where A is `k × m` and B is `k × n`, both row-major with leading
+/// dimensions `lda`, `ldb`. This is the shape of every weight gradient: a sum over all
+/// (example, time step) rows. The rows of `out` are split across the pool's threads.
+#[allow(clippy::too_many_arguments)]
+pub fn par_gemm_at_b<T: Float>(
+    pool: &ThreadPool,
+    k: usize,
+    m: usize,
+    n: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    out: &mut [T],
+) {
+    assert_eq!(out.len(), m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let threads = pool.current_num_threads().max(1);
+    // Small products are not worth a fork; the split never changes the result.
+    let chunk_rows = if k * m * n < 64 * 64 * 64 {
+        m
+    } else {
+        m.div_ceil(threads)
+    };
+    let work = |(ci, oc): (usize, &mut [T])| {
+        let i0 = ci * chunk_rows;
+        let rows = oc.len() / n;
+        let at = View::strided(a, i0, rows, k, 1, lda);
+        let bv = View::strided(b, 0, k, n, ldb, 1);
+        gemm(T::ONE, at, bv, T::ZERO, ViewMut::new(oc, rows, n));
+    };
+    if chunk_rows >= m {
+        work((0, out));
+    } else {
+        pool.install(|| {
+            out.par_chunks_mut(chunk_rows * n)
+                .enumerate()
+                .for_each(work)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for l in 0..k {
+                    c[i * n + j] += a[i * k + l] * b[l * n + j];
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn gemm_matches_naive_product() {
+        let (m, k, n) = (5, 7, 3);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let mut c = vec![f64::NAN; m * n];
+        gemm(
+            1.0,
+            View::new(&a, m, k),
+            View::new(&b, k, n),
+            0.0,
+            ViewMut::new(&mut c, m, n),
+        );
+        for (x, y) in c.iter().zip(naive(&a, &b, m, k, n)) {
+            assert!((x - y).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn transposed_views_and_accumulation() {
+        let (m, k, n) = (4, 3, 2);
+        let a_t: Vec<f64> = (0..k * m).map(|i| i as f64 - 3.0).collect(); // A stored as k × m
+        let b: Vec<f64> = (0..k * n).map(|i| 0.5 * i as f64).collect();
+        let mut a = vec![0.0; m * k];
+        for i in 0..m {
+            for l in 0..k {
+                a[i * k + l] = a_t[l * m + i];
+            }
+        }
+        let mut c = vec![1.0; m * n];
+        gemm(
+            2.0,
+            View::new(&a_t, k, m).t(),
+            View::new(&b, k, n),
+            1.0,
+            ViewMut::new(&mut c, m, n),
+        );
+        let want = naive(&a, &b, m, k, n);
+        for (x, y) in c.iter().zip(want) {
+            assert!((x - (2.0 * y + 1.0)).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn parallel_at_b_is_identical_across_thread_counts() {
+        let (k, m, n) = (300, 70, 50);
+        let a: Vec<f32> = (0..k * m)
+            .map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104729) % 1000) as f32 / 991.0 - 0.5)
+            .collect();
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut out = vec![0.0f32; m * n];
+            par_gemm_at_b(&pool, k, m, n, &a, m, &b, n, &mut out);
+            out
+        };
+        let one = run(1);
+        for t in [2, 3, 4] {
+            assert_eq!(one, run(t), "thread count {t} changed the bits");
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! A stateful trainer: it owns the parameters, the optimiser state, the thread pool and the
+//! work buffers, so a training loop hands it batches and never copies weights per step.
+//!
+//! One step reads top to bottom: loss and gradients (BPTT + Ω) → norm → non-finite policy →
+//! clipping → optimiser update.
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+use crate::bptt::{loss_and_grads, Settings, Workspace};
+use crate::clip::{clip_by_norm, clip_by_value, global_norm};
+use crate::error::{EngineError, Result};
+use crate::float::Float;
+use crate::model::{Batch, InitialState, Params};
+use crate::optim::{Optimizer, OptimizerConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Clip {
+    None,
+    /// Algorithm 1 with this threshold.
+    Norm(f64),
+    /// Element-wise clipping at ± this value.
+    Value(f64),
+}
+
+/// What happens when the gradient or the loss is NaN or infinite. The weights never see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonFinitePolicy {
+    /// Leave the parameters as they are and go on.
+    Skip,
+    /// The authors' code: W_rec ← W_rec − lr·0.02·W_rec, the other parameters untouched, to
+    /// pull the dynamics back from the exploding regime.
+    Shrink,
+    /// Stop with [`EngineError::NonFiniteGradient`].
+    Error,
+}
+
+impl NonFinitePolicy {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "skip" => Ok(NonFinitePolicy::Skip),
+            "shrink" => Ok(NonFinitePolicy::Shrink),
+            "error" => Ok(NonFinitePolicy::Error),
+            _ => Err(EngineError::UnknownName {
+                what: "non-finite policy",
+                got: name.to_string(),
+                choices: "skip, shrink, error",
+            }),
+        }
+    }
+}
+
+impl Clip {
+    pub fn parse(name: &str, threshold: f64) -> Result<Self> {
+        let check = |t: f64| {
+            if t.is_finite() && t > 0.0 {
+                Ok(t)
+            } else {
+                Err(EngineError::invalid(format!(
+                    "the clipping threshold must be finite and > 0, got {t}"
+                )))
+            }
+        };
+        match name {
+            "none" => Ok(Clip::None),
+            "norm" => Ok(Clip::Norm(check(threshold)?)),
+            "value" => Ok(Clip::Value(check(threshold)?)),
+            _ => Err(EngineError::UnknownName {
+                what: "clipping mode",
+                got: name.to_string(),
+                choices: "none, norm, value",
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TrainerConfig {
+    pub settings: Settings,
+    pub clip: Clip,
+    pub optimizer: OptimizerConfig,
+    pub nonfinite: NonFinitePolicy,
+    /// Truncated BPTT over a stream: each step starts from the previous step's x_T (when the
+    /// batch size matches) instead of x_0 = 0, and runs every step of the batch.
+    pub carry_state: bool,
+}
+
+/// What one update did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    pub loss: f64,
+    pub omega: f64,
+    /// ‖∂(E + αΩ)/∂θ‖ before clipping.
+    pub grad_norm: f64,
+    pub clipped: bool,
+    /// The gradient was non-finite and the update was skipped (or replaced by the shrink).
+    pub skipped: bool,
+    pub omega_pairs: usize,
+}
+
+pub struct Trainer<T: Float> {
+    config: TrainerConfig,
+    params: Params<T>,
+    grads: Params<T>,
+    optimizer: Optimizer<T>,
+    workspace: Workspace<T>,
+    pool: ThreadPool,
+    /// The carried state `(B, H)`, empty until the first step with `carry_state`.
+    state: Vec<T>,
+}
+
+/// A thread pool of `threads` workers (`None`: one per core).
+pub fn make_pool(threads: Option<usize>) -> Result<ThreadPool> {
+    let n = match threads {
+        Some(0) => return Err(EngineError::invalid("threads must be ≥ 1")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .map_err(|e| EngineError::invalid(format!("could not start {n} threads: {e}")))
+}
+
+impl<T: Float> Trainer<T> {
+    pub fn new(params: Params<T>, config: TrainerConfig, threads: Option<usize>) -> Result<Self> {
+        let optimizer = Optimizer::new(config.optimizer, &params)?;
+        if !config.settings.omega.alpha.is_finite() {
+            return Err(EngineError::invalid("omega_alpha must be finite"));
+        }
+        if config.carry_state && params.has_x0() {
+            return Err(EngineError::invalid(
+                "a learned initial state (x0) and a carried state exclude each other",
+            ));
+        }
+        let mut config = config;
+        config.settings.full_length |= config.carry_state;
+        Ok(Trainer {
+            state: Vec::new(),
+            config,
+            grads: params.zeros_like(),
+            params,
+            optimizer,
+            workspace: Workspace::new(),
+            pool: make_pool(threads)?,
+        })
+    }
+
+    /// One update. `x0` overrides the carried state when given.
+    pub fn step(&mut self, batch: &Batch<'_, T>, x0: InitialState<'_, T>) -> Result<StepStats> {
+        let h = self.params.dims.n_hidden;
+        let carried = self.config.carry_state && self.state.len() == batch.batch * h;
+        let x0 = match x0 {
+            InitialState::Zero if carried => InitialState::PerExample(&self.state),
+            other => other,
+        };
+        let out = loss_and_grads(
+            &self.pool,
+            &self.params,
+            batch,
+            x0,
+            &self.config.settings,
+            &mut self.workspace,
+            &mut self.grads,
+        )?;
+        if self.config.carry_state {
+            self.state.clear();
+            self.state.extend_from_slice(self.workspace.final_state());
+        }
+        let norm = global_norm(&self.grads);
+        let mut stats = StepStats {
+            loss: out.loss,
+            omega: out.omega,
+            grad_norm: norm,
+            clipped: false,
+            skipped: false,
+            omega_pairs: out.omega_pairs,
+        };
+        if !norm.is_finite() || !out.loss.is_finite() {
+            stats.skipped = true;
+            match self.config.nonfinite {
+                NonFinitePolicy::Skip => {}
+                NonFinitePolicy::Shrink => {
+                    let f = T::from_f64(1.0 - self.config.optimizer.lr * 0.02);
+                    self.params.w_rec.iter_mut().for_each(|w| *w *= f);
+                }
+                NonFinitePolicy::Error => {
+                    return Err(EngineError::NonFiniteGradient {
+                        norm,
+                        loss: out.loss,
+                    })
+                }
+            }
+            return Ok(stats);
+        }
+        stats.clipped = match self.config.clip {
+            Clip::None => false,
+            Clip::Norm(t) => clip_by_norm(&mut self.grads, t).1,
+            Clip::Value(t) => clip_by_value(&mut self.grads, t) > 0,
+        };
+        self.optimizer.apply(&mut self.params, &self.grads);
+        Ok(stats)
+    }
+
+    pub fn params(&self) -> &Params<T> {
+        &self.params
+    }
+
+    /// Replaces the parameters (same shapes), e.g. when resuming from a checkpoint.
+    pub fn set_params(&mut self, params: Params<T>) -> Result<()> {
+        if params.dims != self.params.dims || params.has_x0() != self.params.has_x0() {
+            return Err(EngineError::invalid(
+                "new parameters do not have the trainer's shapes",
+            ));
+        }
+        self.params = params;
+        Ok(())
+    }
+
+    /// The gradient of the last step, after clipping.
+    pub fn grads(&self) -> &Params<T> {
+        &self.grads
+    }
+
+    pub fn config(&self) -> &TrainerConfig {
+        &self.config
+    }
+
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        let mut c = self.config.optimizer;
+        c.lr = lr;
+        c.validate()?;
+        self.config.optimizer = c;
+        self.optimizer.config = c;
+        Ok(())
+    }
+
+    pub fn set_omega_alpha(&mut self, alpha: f64) -> Result<()> {
+        if !alpha.is_finite() {
+            return Err(EngineError::invalid("omega_alpha must be finite"));
+        }
+        self.config.settings.omega.alpha = alpha;
+        Ok(())
+    }
+
+    pub fn optimizer_state(&self) -> Option<&Params<T>> {
+        self.optimizer.state.as_ref()
+    }
+
+    pub fn set_optimizer_state(&mut self, state: Params<T>) -> Result<()> {
+        match &self.optimizer.state {
+            Some(cur) if cur.dims == state.dims && cur.has_x0() == state.has_x0() => {
+                self.optimizer.state = Some(state);
+                Ok(())
+            }
+            Some(_) => Err(EngineError::invalid(
+                "optimizer state does not have the parameters' shapes",
+            )),
+            None => Err(EngineError::invalid("this optimizer keeps no state")),
+        }
+    }
+
+    /// x_T `(B, H)` of the last step, to carry into the next segment.
+    pub fn final_state(&self) -> &[T] {
+        self.workspace.final_state()
+    }
+
+    /// Forget the carried state: the next step starts from x_0 = 0 (a new pass over a stream).
+    pub fn reset_state(&mut self) {
+        self.state.clear();
+    }
+
+    pub fn error_signal_profile(&self) -> Vec<f64> {
+        self.workspace
+            .error_signal_profile(self.params.dims.n_hidden)
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    pub fn pool(&self) -> &ThreadPool {
+        &self.pool
+    }
+}

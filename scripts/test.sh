@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sets everything up and runs every check: formatting, lints, the Rust unit tests and the
+# Python test suite. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+echo "== cargo fmt / clippy" >&2
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== ruff" >&2
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+
+echo "== cargo test" >&2
+cargo test --workspace --exclude rnnstab-python --quiet
+
+echo "== pytest" >&2
+# CI=1 selects the derandomised Hypothesis profile with no deadlines (tests/conftest.py).
+CI="${CI:-1}" .venv/bin/python -m pytest -q
