@@ -64,6 +64,21 @@ impl Activation {
         }
     }
 
+    /// σ over a slice in place; the f32 tanh and sigmoid are vectorised.
+    #[inline]
+    pub fn apply_slice<T: Float>(self, xs: &mut [T]) {
+        match self {
+            Activation::Tanh => T::tanh_in_place(xs),
+            Activation::Sigmoid => T::sigmoid_in_place(xs),
+            Activation::Relu => xs.iter_mut().for_each(|x| {
+                if *x < T::ZERO {
+                    *x = T::ZERO
+                }
+            }),
+            Activation::Linear => {}
+        }
+    }
+
     /// σ'(x) given h = σ(x).
     #[inline(always)]
     pub fn derivative_from_output<T: Float>(self, h: T) -> T {

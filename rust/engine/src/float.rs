@@ -37,6 +37,11 @@ pub trait Float:
     fn abs(self) -> Self;
     fn is_finite(self) -> bool;
 
+    /// tanh over a slice in place (f32: the vectorised kernel of [`crate::kernels`]).
+    fn tanh_in_place(xs: &mut [Self]);
+    /// The logistic sigmoid over a slice in place.
+    fn sigmoid_in_place(xs: &mut [Self]);
+
     /// `C ← alpha·A·B + beta·C` on strided matrices (row stride, column stride per operand).
     ///
     /// # Safety
@@ -62,7 +67,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ty, $name:expr, $gemm:path) => {
+    ($t:ty, $name:expr, $gemm:path, $tanh:expr, $sigmoid:expr) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -97,6 +102,13 @@ macro_rules! impl_float {
                 <$t>::is_finite(self)
             }
 
+            fn tanh_in_place(xs: &mut [Self]) {
+                $tanh(xs)
+            }
+            fn sigmoid_in_place(xs: &mut [Self]) {
+                $sigmoid(xs)
+            }
+
             unsafe fn gemm_raw(
                 m: usize,
                 k: usize,
@@ -120,5 +132,26 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, "float32", matrixmultiply::sgemm);
-impl_float!(f64, "float64", matrixmultiply::dgemm);
+impl_float!(
+    f32,
+    "float32",
+    matrixmultiply::sgemm,
+    crate::kernels::tanh_f32_slice,
+    crate::kernels::sigmoid_f32_slice
+);
+impl_float!(
+    f64,
+    "float64",
+    matrixmultiply::dgemm,
+    tanh_f64_slice,
+    sigmoid_f64_slice
+);
+
+/// f64 keeps libm's correctly rounded functions: it is the precision the gradient checks use.
+fn tanh_f64_slice(xs: &mut [f64]) {
+    xs.iter_mut().for_each(|x| *x = x.tanh());
+}
+
+fn sigmoid_f64_slice(xs: &mut [f64]) {
+    xs.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp()));
+}

@@ -11,6 +11,8 @@ pub mod bptt;
 pub mod clip;
 pub mod error;
 pub mod float;
+pub mod fpmode;
+pub mod kernels;
 pub mod linalg;
 pub mod loss;
 pub mod model;

@@ -117,6 +117,7 @@ pub fn make_pool(threads: Option<usize>) -> Result<ThreadPool> {
     };
     ThreadPoolBuilder::new()
         .num_threads(n)
+        .start_handler(|_| crate::fpmode::FlushDenormals::set_for_thread())
         .build()
         .map_err(|e| EngineError::invalid(format!("could not start {n} threads: {e}")))
 }
