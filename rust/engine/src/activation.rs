@@ -79,6 +79,21 @@ impl Activation {
         }
     }
 
+    /// `out[j] = σ'(x_j)` given `h[j] = σ(x_j)`, with the choice of σ outside the loop so the
+    /// loop vectorises.
+    #[inline(always)]
+    pub fn derivative_slice<T: Float>(self, h: &[T], out: &mut [T]) {
+        let pairs = out.iter_mut().zip(h);
+        match self {
+            Activation::Tanh => pairs.for_each(|(d, h)| *d = T::ONE - *h * *h),
+            Activation::Sigmoid => pairs.for_each(|(d, h)| *d = *h * (T::ONE - *h)),
+            Activation::Relu => {
+                pairs.for_each(|(d, h)| *d = if *h > T::ZERO { T::ONE } else { T::ZERO })
+            }
+            Activation::Linear => pairs.for_each(|(d, _)| *d = T::ONE),
+        }
+    }
+
     /// σ'(x) given h = σ(x).
     #[inline(always)]
     pub fn derivative_from_output<T: Float>(self, h: T) -> T {

@@ -24,7 +24,7 @@ use crate::activation::Activation;
 use crate::error::{EngineError, Result};
 use crate::float::Float;
 use crate::fpmode::FlushDenormals;
-use crate::kernels::{matmul_packed, PackedMatrix};
+use crate::kernels::{matmul_packed, simd_dispatch, PackedMatrix};
 use crate::linalg::{gemm, par_gemm_at_b, View, ViewMut};
 use crate::loss::{loss_and_grad, Loss, TimeReduction};
 use crate::model::{Batch, InitialState, Params};
@@ -265,11 +265,13 @@ fn make_blocks<'a, T: Float>(
 }
 
 /// Does any example of the block have its mask on at 0-based step `t`?
+#[inline(always)]
 fn block_scored<T: Float>(batch: &Batch<'_, T>, r0: usize, n: usize, t: usize) -> bool {
     (r0..r0 + n).any(|b| batch.mask_at(t, b) != T::ZERO)
 }
 
 /// Step 1: the forward pass of eq. (2) over the block's examples, and ∂E/∂y at scored steps.
+#[inline(always)]
 fn forward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
     let p = ctx.p;
     let (h, i, o) = (p.dims.n_hidden, p.dims.n_in, p.dims.n_out);
@@ -356,6 +358,7 @@ fn forward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
 /// With a = g_{k+1}, s = σ'(x_k) and v = (W_recᵀa) ⊙ s = g_{k+1}J_k, the immediate partial of
 /// ‖v‖ with respect to W_rec[i][j] is a_i·v_j·s_j / ‖v‖. Each pair's gradient is therefore
 /// `c · a ⊗ (v ⊙ s)` with the scalar c returned here.
+#[inline(always)]
 fn omega_pair(form: OmegaForm, a2: f64, v2: f64) -> (f64, f64) {
     match form {
         OmegaForm::Norm => {
@@ -375,6 +378,7 @@ fn omega_pair(form: OmegaForm, a2: f64, v2: f64) -> (f64, f64) {
     }
 }
 
+#[inline(always)]
 fn record_pair(form: OmegaForm, blk: &mut Block<'_, impl Float>, at: usize, a2: f64, v2: f64) {
     let valid = a2 >= OMEGA_MIN_SIGNAL;
     blk.omega_valid[at] = valid;
@@ -387,26 +391,45 @@ fn record_pair(form: OmegaForm, blk: &mut Block<'_, impl Float>, at: usize, a2: 
     blk.omega_c[at] = c;
 }
 
-/// ‖v‖², summed in the element type (so the loop vectorises) and returned as f64.
+/// ‖v‖², summed in the element type over 16 interleaved lanes (so the loop vectorises; a single
+/// running sum would be a serial dependency chain) and returned as f64.
+#[inline(always)]
 fn sq_norm<T: Float>(v: &[T]) -> f64 {
-    v.iter().fold(T::ZERO, |acc, x| acc + *x * *x).to_f64()
+    let mut acc = [T::ZERO; 16];
+    let chunks = v.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for j in 0..16 {
+            acc[j] = c[j].mul_add(c[j], acc[j]);
+        }
+    }
+    let mut total = rest.iter().fold(T::ZERO, |a, x| a + *x * *x);
+    for a in acc {
+        total += a;
+    }
+    total.to_f64()
 }
 
 /// Step 2: g_t = (g_{t+1}·W_rec) ⊙ σ'(x_t) + (∂E/∂y_t·W_out) ⊙ σ'(x_t), t = T..1 (eq. 5), the
 /// signal reaching x_0, and the norms of every Ω pair.
+#[inline(always)]
 fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
     let p = ctx.p;
     let (h, o) = (p.dims.n_hidden, p.dims.n_out);
     let (s, n) = (ctx.slots, blk.n);
     let act = ctx.cfg.activation;
     let np = ctx.w_rec.np;
-    blk.gs.fill(T::ZERO);
+    // Slots 1..S of G are all written below; slot 0 must read as zero in the weight products.
+    for r in 0..n {
+        blk.gs[r * s * h..(r * s + 1) * h].fill(T::ZERO);
+    }
     blk.omega_valid.fill(false);
     blk.omega_term.fill(0.0);
     blk.omega_c.fill(0.0);
     let mut carry = vec![T::ZERO; n * np]; // g_{t+1}·W_rec, i.e. (W_recᵀ g_{t+1})ᵀ
     let mut local = vec![T::ZERO; n * h]; // ∂E/∂y_t·W_out
     let mut sd = vec![T::ZERO; h]; // σ'(x_t) of one row
+    let mut g2_next = vec![0.0f64; n]; // ‖g_{t+1}‖² per row, from the previous iteration
     for t in (0..s).rev() {
         let has_next = t + 1 < s;
         if has_next {
@@ -428,44 +451,43 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
         for r in 0..n {
             let at = r * s + t;
             let on = scored && ctx.batch.mask_at(t - 1, blk.r0 + r) != T::ZERO;
-            for (d, hv) in sd.iter_mut().zip(&blk.hs[at * h..(at + 1) * h]) {
-                *d = act.derivative_from_output(*hv);
-            }
+            act.derivative_slice(&blk.hs[at * h..(at + 1) * h], &mut sd);
             let g = &mut blk.gs[at * h..(at + 1) * h];
-            let mut v2 = T::ZERO;
             if has_next {
                 for ((gj, c), d) in g.iter_mut().zip(&carry[r * np..r * np + h]).zip(&sd) {
-                    let v = *c * *d;
-                    v2 += v * v;
-                    *gj = v;
+                    *gj = *c * *d;
                 }
+            } else {
+                g.fill(T::ZERO);
             }
+            // g holds v_t = g_{t+1}J_t here, before the read-out term is added.
+            let v2 = if has_next { sq_norm(g) } else { 0.0 };
             if on {
                 for ((gj, l), d) in g.iter_mut().zip(&local[r * h..(r + 1) * h]).zip(&sd) {
                     *gj += *l * *d;
                 }
             }
+            let g2 = sq_norm(g);
             if has_next {
-                let a2 = sq_norm(&blk.gs[(at + 1) * h..(at + 2) * h]);
-                record_pair(ctx.form, blk, at, a2, v2.to_f64());
+                record_pair(ctx.form, blk, at, g2_next[r], v2);
             }
+            g2_next[r] = g2;
         }
     }
     // Pair k = 0 and ∂E/∂x_0 = (g_1·W_rec) ⊙ σ'(x_0).
     for r in 0..n {
         let at = r * s;
+        let v0 = &mut blk.v0[r * h..(r + 1) * h];
         if s < 2 {
-            blk.v0[r * h..(r + 1) * h].fill(T::ZERO);
+            v0.fill(T::ZERO);
             continue;
         }
-        let mut v2 = T::ZERO;
-        for j in 0..h {
-            let v = carry[r * np + j] * act.derivative_from_output(blk.hs[at * h + j]);
-            v2 += v * v;
-            blk.v0[r * h + j] = v;
+        act.derivative_slice(&blk.hs[at * h..(at + 1) * h], &mut sd);
+        for ((v, c), d) in v0.iter_mut().zip(&carry[r * np..r * np + h]).zip(&sd) {
+            *v = *c * *d;
         }
-        let a2 = sq_norm(&blk.gs[(at + 1) * h..(at + 2) * h]);
-        record_pair(ctx.form, blk, at, a2, v2.to_f64());
+        let v2 = sq_norm(v0);
+        record_pair(ctx.form, blk, at, g2_next[r], v2);
     }
 }
 
@@ -481,6 +503,7 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
 /// computed it: recovering it by subtraction would cancel catastrophically in f32 when v_k is
 /// much smaller than the read-out term. With the cost at the last step only (the synthetic
 /// tasks) no step needs the recomputation.
+#[inline(always)]
 fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f64) {
     let p = ctx.p;
     let h = p.dims.n_hidden;
@@ -488,6 +511,8 @@ fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f6
     let act = ctx.cfg.activation;
     let np = ctx.w_rec.np;
     let mut carry = vec![T::ZERO; n * np];
+    let mut sd = vec![T::ZERO; h];
+    let mut vbuf = vec![T::ZERO; h];
     for k in 0..s - 1 {
         let scored = k >= 1 && block_scored(ctx.batch, blk.r0, n, k - 1);
         if scored {
@@ -500,21 +525,35 @@ fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f6
             }
             let coef = T::from_f64(beta * blk.omega_c[at]);
             let on = scored && ctx.batch.mask_at(k - 1, blk.r0 + r) != T::ZERO;
-            for j in 0..h {
-                let hk = blk.hs[at * h + j];
-                let sd = act.derivative_from_output(hk);
-                let v = if k == 0 {
-                    blk.v0[r * h + j]
-                } else if on {
-                    carry[r * np + j] * sd
-                } else {
-                    blk.gs[at * h + j]
-                };
-                blk.hs[at * h + j] = hk + coef * v * sd;
+            let hrow = &mut blk.hs[at * h..(at + 1) * h];
+            act.derivative_slice(hrow, &mut sd);
+            let v: &[T] = if k == 0 {
+                &blk.v0[r * h..(r + 1) * h]
+            } else if on {
+                for ((vj, c), d) in vbuf.iter_mut().zip(&carry[r * np..r * np + h]).zip(&sd) {
+                    *vj = *c * *d;
+                }
+                &vbuf
+            } else {
+                &blk.gs[at * h..(at + 1) * h]
+            };
+            for ((hk, vj), d) in hrow.iter_mut().zip(v).zip(&sd) {
+                *hk += coef * *vj * *d;
             }
         }
     }
 }
+
+/// Steps 1 and 2 for one block.
+#[inline(always)]
+fn forward_backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
+    forward_block(ctx, blk);
+    backward_block(ctx, blk);
+}
+
+// The per-block passes, compiled per instruction set (see `simd_dispatch`).
+simd_dispatch!(block_pass, forward_backward_block, (ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>));
+simd_dispatch!(fold_pass, fold_omega_block, (ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f64));
 
 /// Everything one call needs besides the parameters and the batch.
 #[derive(Debug, Clone, Copy)]
@@ -591,10 +630,7 @@ pub fn loss_and_grads<T: Float>(
     let counts = block_counts(nb, pool.current_num_threads());
     {
         let blocks = make_blocks(ws, &counts, h, i, o);
-        run_blocks(pool, blocks, |blk| {
-            forward_block(&ctx, blk);
-            backward_block(&ctx, blk);
-        });
+        run_blocks(pool, blocks, |blk| block_pass::run(&ctx, blk));
     }
 
     // Reductions over examples in a fixed order.
@@ -627,7 +663,7 @@ pub fn loss_and_grads<T: Float>(
     if alpha != 0.0 && n_pairs > 0 {
         let beta = alpha / n_pairs as f64;
         let blocks = make_blocks(ws, &counts, h, i, o);
-        run_blocks(pool, blocks, |blk| fold_omega_block(&ctx, blk, beta));
+        run_blocks(pool, blocks, |blk| fold_pass::run(&ctx, blk, beta));
     }
 
     // Step 5: g_t pairs with h_{t−1}, one row earlier; slot 0 of G is zero, so the pairs that

@@ -36,6 +36,8 @@ pub trait Float:
     fn sqrt(self) -> Self;
     fn abs(self) -> Self;
     fn is_finite(self) -> bool;
+    /// `self·a + b` in one rounding: one FMA instruction where the kernel is compiled with FMA.
+    fn mul_add(self, a: Self, b: Self) -> Self;
 
     /// tanh over a slice in place (f32: the vectorised kernel of [`crate::kernels`]).
     fn tanh_in_place(xs: &mut [Self]);
@@ -100,6 +102,10 @@ macro_rules! impl_float {
             #[inline(always)]
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
             }
 
             fn tanh_in_place(xs: &mut [Self]) {

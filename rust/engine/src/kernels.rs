@@ -11,10 +11,8 @@
 
 use crate::float::Float;
 
-/// Column block: one kernel pass computes this many output columns for [`ROWS`] rows at once.
+/// Packed widths are padded to a multiple of this; every kernel's column block divides it.
 pub const NB: usize = 32;
-/// Row block of the product kernel.
-pub const ROWS: usize = 4;
 
 /// Pads a width to a whole number of column blocks.
 pub fn padded(width: usize) -> usize {
@@ -91,10 +89,12 @@ pub fn matmul_packed<T: Float>(
     matmul::run::<T>(a, a_off, lda, rows, k, &b.data, np, c);
 }
 
-/// The portable kernel, instantiated per target feature set by the dispatchers below.
+/// The portable kernel: `R` rows by `W` columns of C live in registers while k runs; each
+/// step broadcasts one A entry per row and FMAs it with one packed row of B. `W` must divide
+/// [`NB`]. Instantiated per instruction set with block sizes that fit its register file.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn matmul_generic<T: Float>(
+fn matmul_blocked<T: Float, const R: usize, const W: usize, const FMA: bool>(
     a: &[T],
     a_off: usize,
     lda: usize,
@@ -104,38 +104,136 @@ fn matmul_generic<T: Float>(
     np: usize,
     c: &mut [T],
 ) {
+    let b = &b[..k * np];
     let mut r0 = 0;
-    while r0 + ROWS <= rows {
-        for jb in (0..np).step_by(NB) {
-            let mut acc = [[T::ZERO; NB]; ROWS];
-            for kk in 0..k {
-                let brow = &b[kk * np + jb..kk * np + jb + NB];
-                for (r, accr) in acc.iter_mut().enumerate() {
-                    let av = a[a_off + (r0 + r) * lda + kk];
-                    for j in 0..NB {
-                        accr[j] += av * brow[j];
+    while r0 + R <= rows {
+        // The R rows of A, bounds-checked once here rather than in the inner loop.
+        let arows: [&[T]; R] = std::array::from_fn(|r| &a[a_off + (r0 + r) * lda..][..k]);
+        for jb in (0..np).step_by(W) {
+            let mut acc = [[T::ZERO; W]; R];
+            for (kk, bfull) in b.chunks_exact(np).enumerate() {
+                let brow: &[T; W] = match bfull[jb..jb + W].try_into() {
+                    Ok(r) => r,
+                    Err(_) => unreachable!("a slice of length W"),
+                };
+                for r in 0..R {
+                    let av = arows[r][kk];
+                    for j in 0..W {
+                        acc[r][j] = madd::<T, FMA>(av, brow[j], acc[r][j]);
                     }
                 }
             }
             for (r, accr) in acc.iter().enumerate() {
-                c[(r0 + r) * np + jb..(r0 + r) * np + jb + NB].copy_from_slice(accr);
+                c[(r0 + r) * np + jb..][..W].copy_from_slice(accr);
             }
         }
-        r0 += ROWS;
+        r0 += R;
     }
+    // Leftover rows, one at a time.
     for r in r0..rows {
-        for jb in (0..np).step_by(NB) {
-            let mut acc = [T::ZERO; NB];
-            for kk in 0..k {
-                let av = a[a_off + r * lda + kk];
-                let brow = &b[kk * np + jb..kk * np + jb + NB];
-                for j in 0..NB {
-                    acc[j] += av * brow[j];
+        let arow = &a[a_off + r * lda..][..k];
+        for jb in (0..np).step_by(W) {
+            let mut acc = [T::ZERO; W];
+            for (av, bfull) in arow.iter().zip(b.chunks_exact(np)) {
+                let brow: &[T; W] = match bfull[jb..jb + W].try_into() {
+                    Ok(r) => r,
+                    Err(_) => unreachable!("a slice of length W"),
+                };
+                for j in 0..W {
+                    acc[j] = madd::<T, FMA>(*av, brow[j], acc[j]);
                 }
             }
-            c[r * np + jb..r * np + jb + NB].copy_from_slice(&acc);
+            c[r * np + jb..][..W].copy_from_slice(&acc);
         }
     }
+}
+
+/// a·b + c, fused where the instruction set has FMA (without it, `mul_add` would fall back to a
+/// slow software routine).
+#[inline(always)]
+fn madd<T: Float, const FMA: bool>(a: T, b: T, c: T) -> T {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+mod matmul {
+    use super::*;
+
+    // 32 zmm registers: 4 rows × 32 columns is 8 (f32) or 16 (f64) accumulators.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn avx512<T: Float>(
+        a: &[T],
+        a_off: usize,
+        lda: usize,
+        rows: usize,
+        k: usize,
+        b: &[T],
+        np: usize,
+        c: &mut [T],
+    ) {
+        matmul_blocked::<T, 4, 32, true>(a, a_off, lda, rows, k, b, np, c)
+    }
+
+    // 16 ymm registers: 3 rows × 16 columns is 6 (f32) or 12 (f64) accumulators, leaving room
+    // for the B row and the broadcast.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn avx2<T: Float>(
+        a: &[T],
+        a_off: usize,
+        lda: usize,
+        rows: usize,
+        k: usize,
+        b: &[T],
+        np: usize,
+        c: &mut [T],
+    ) {
+        matmul_blocked::<T, 3, 16, true>(a, a_off, lda, rows, k, b, np, c)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn run<T: Float>(
+        a: &[T],
+        a_off: usize,
+        lda: usize,
+        rows: usize,
+        k: usize,
+        b: &[T],
+        np: usize,
+        c: &mut [T],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx512() {
+                // SAFETY: the CPU has the features this copy was compiled for.
+                return unsafe { avx512::<T>(a, a_off, lda, rows, k, b, np, c) };
+            }
+            if has_avx2() {
+                // SAFETY: as above.
+                return unsafe { avx2::<T>(a, a_off, lda, rows, k, b, np, c) };
+            }
+        }
+        matmul_blocked::<T, 2, 8, false>(a, a_off, lda, rows, k, b, np, c)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// tanh in f32 as x·P(x²)/Q(x²), the [13/6] rational minimax approximation on [−7.9, 7.9]
@@ -179,10 +277,13 @@ fn sigmoid_slice_f32(xs: &mut [f32]) {
     }
 }
 
-/// Stamps out one copy of each kernel per instruction set, plus the run-time dispatch.
-macro_rules! dispatched {
+/// Stamps out copies of a generic function `$generic<T: Float>` compiled for AVX-512 and for
+/// AVX2+FMA, plus `run`, which picks one at run time. Everything the function inlines is
+/// compiled for that instruction set too, which is how the engine's element-wise loops get
+/// vectorised without giving up portability.
+macro_rules! simd_dispatch {
     ($name:ident, $generic:path, ($($arg:ident : $ty:ty),*)) => {
-        pub(crate) mod $name {
+        mod $name {
             #[allow(unused_imports)]
             use super::*;
 
@@ -201,14 +302,14 @@ macro_rules! dispatched {
             }
 
             #[allow(clippy::too_many_arguments)]
-            pub fn run<T: Float>($($arg: $ty),*) {
+            pub(super) fn run<T: Float>($($arg: $ty),*) {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
+                    if $crate::kernels::has_avx512() {
                         // SAFETY: the CPU has the features this copy was compiled for.
                         return unsafe { avx512::<T>($($arg),*) };
                     }
-                    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    if $crate::kernels::has_avx2() {
                         // SAFETY: as above.
                         return unsafe { avx2::<T>($($arg),*) };
                     }
@@ -218,8 +319,7 @@ macro_rules! dispatched {
         }
     };
 }
-
-dispatched!(matmul, matmul_generic, (a: &[T], a_off: usize, lda: usize, rows: usize, k: usize, b: &[T], np: usize, c: &mut [T]));
+pub(crate) use simd_dispatch;
 
 macro_rules! dispatched_f32 {
     ($name:ident, $body:path) => {
