@@ -1,0 +1,101 @@
+"""``rnnstab bench``: updates/s and GFLOP/s of the engine against numpy and PyTorch, measured in
+the same run, with the machine's own matrix-product ceiling."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rnnstab_cli.bench import PAPER_CONFIGS, BenchConfig, BenchRow, run_benchmark
+from rnnstab_cli.cli.common import emit_json, note
+
+BENCH_HELP = """Measure training-update throughput.
+
+For each configuration (the paper's temporal order H=50 I=6 B=20 T=200 and three larger ones,
+plus any --config H,I,B,T) one update is: forward over T steps of a tanh RNN, cross-entropy at
+the last step, BPTT, norm clipping, an SGD step, in float32. Rows: rnnstab on all cores and on
+one, with Ω (SGD-CR), independent single-threaded runs on every core (a sweep's throughput), a
+hand-written numpy BPTT, and PyTorch's nn.RNN when torch is installed. GFLOP/s count
+6·T·B·(H² + H·I) per update; "% ceiling" compares with a large f32 matrix product measured at
+the start of the run."""
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def bench(
+    config: Annotated[
+        list[str] | None, typer.Option("--config", help="Extra configuration H,I,B,T (repeatable).")
+    ] = None,
+    only: Annotated[
+        bool, typer.Option("--only", help="Measure only the --config configurations.")
+    ] = False,
+    seconds: Annotated[float, typer.Option(min=0.1, help="Time spent on each measurement.")] = 1.5,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Threads for the engine and torch (default: all cores)."),
+    ] = None,
+    no_peers: Annotated[bool, typer.Option("--no-peers", help="Skip numpy and PyTorch.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON object per row on stdout.")
+    ] = False,
+) -> None:
+    configs = [] if only else list(PAPER_CONFIGS)
+    configs += [BenchConfig.parse(c) for c in config or []]
+    if not configs:
+        note("nothing to measure: --only needs at least one --config")
+        raise typer.Exit(2)
+    quiet = json_out or not sys.stderr.isatty()
+    if not quiet:
+        note("measuring the matrix-product ceiling, then each configuration …")
+
+    def on_row(row: BenchRow) -> None:
+        if json_out:
+            emit_json(row.to_json())
+        elif not quiet:
+            note(f"  {row.config}: {row.implementation} {row.updates_per_s:,.0f} updates/s")
+
+    rows, facts = run_benchmark(
+        configs, seconds=seconds, threads=threads, peers=not no_peers, on_row=on_row
+    )
+    if json_out:
+        emit_json({"summary": facts})
+        return
+    table = Table(
+        title=f"Training updates, float32 — ceiling {facts['ceiling_gflops']:.0f} GFLOP/s "
+        f"(large matmul, {facts['cores']} cores)"
+    )
+    for col in (
+        "config",
+        "implementation",
+        "threads",
+        "updates/s",
+        "GFLOP/s",
+        "% ceiling",
+        "× numpy",
+        "× torch",
+        "note",
+    ):
+        table.add_column(
+            col, justify="right" if col not in ("config", "implementation", "note") else "left"
+        )
+    for r in rows:
+        table.add_row(
+            r.config,
+            r.implementation,
+            str(r.threads or "—"),
+            f"{r.updates_per_s:,.0f}",
+            f"{r.gflops:.1f}",
+            _fmt(r.pct_of_ceiling, ".1f"),
+            _fmt(r.vs_numpy, ".2f"),
+            _fmt(r.vs_torch, ".2f"),
+            r.note,
+        )
+    Console(width=200).print(table)
+    if facts["torch"] is None:
+        print("PyTorch is not installed: `pip install 'rnnstab[bench]'` adds the torch column.")

@@ -1,0 +1,53 @@
+"""The benchmark's bookkeeping (not its speed: speed is measured by `rnnstab bench`, never
+asserted by a test)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnstab_cli import engine
+from rnnstab_cli.bench import BenchConfig, run_benchmark
+from rnnstab_cli.bench.peers import NumpyBptt
+from rnnstab_cli.errors import UsageError
+
+
+def test_rows_cover_the_implementations_and_count_flops_consistently() -> None:
+    cfg = BenchConfig(8, 2, 4, 10)
+    rows, facts = run_benchmark([cfg], seconds=0.05, threads=2, sweep_row=False)
+    assert float(facts["ceiling_gflops"]) > 0
+    impls = [r.implementation for r in rows]
+    assert impls.count("rnnstab") == 3  # all threads, one thread, with Ω
+    assert "numpy BPTT" in impls
+    np_rate = next(r.updates_per_s for r in rows if r.implementation == "numpy BPTT")
+    for r in rows:
+        assert r.config == "H=8 I=2 B=4 T=10"
+        assert r.updates_per_s > 0
+        assert r.gflops == pytest.approx(r.updates_per_s * 6 * 10 * 4 * (64 + 16) / 1e9)
+        assert r.vs_numpy == pytest.approx(r.updates_per_s / np_rate)
+    assert any("Ω costs" in r.note for r in rows)
+
+
+def test_config_parsing() -> None:
+    assert BenchConfig.parse("50,6,20,200") == BenchConfig(50, 6, 20, 200)
+    for bad in ("50,6,20", "a,b,c,d", "50,6,0,200"):
+        with pytest.raises(UsageError, match="H,I,B,T"):
+            BenchConfig.parse(bad)
+
+
+def test_numpy_peer_computes_the_engines_update() -> None:
+    """The numpy peer does the same work as the engine (a fair comparison): from the same
+    weights and batch, one update gives the same loss and the same new weights."""
+    peer = NumpyBptt(6, 2, 3, 4, 5)
+    start = {k: v.copy() for k, v in peer.params.items()}
+    mask = np.zeros((5, 4), np.float32)
+    mask[-1] = 1
+    targets = np.zeros((5, 4), np.int64)
+    targets[-1] = peer.y
+    tr = engine.Trainer(start, lr=peer.lr, clip="norm", clip_threshold=peer.clip)
+    st = tr.step(peer.x, targets, mask)
+    peer()
+    assert st.loss == pytest.approx(peer.loss, rel=1e-5)
+    for k, v in tr.params.items():
+        # float32 throughout; both sides round differently in products over T·B terms.
+        np.testing.assert_allclose(v, peer.params[k], rtol=1e-5, atol=1e-7)
