@@ -1,0 +1,33 @@
+"""The Typer application: one command per module, composed here."""
+
+from __future__ import annotations
+
+import typer
+
+from rnnstab_cli.cli.bench import BENCH_HELP, bench
+from rnnstab_cli.cli.common import EXIT_CODES_HELP
+from rnnstab_cli.cli.eval import EVAL_HELP, eval_command
+from rnnstab_cli.cli.figure import figure_app
+from rnnstab_cli.cli.tasks import tasks
+from rnnstab_cli.cli.train import TRAIN_HELP, train
+
+app = typer.Typer(
+    name="rnnstab",
+    help=(
+        "Train recurrent networks stably: gradient clipping and the Ω regulariser of "
+        "Pascanu, Mikolov & Bengio (2013), on a Rust engine.\n\n" + EXIT_CODES_HELP
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    # A traceback is for bugs; user mistakes become "Error: …" lines in main().
+    pretty_exceptions_enable=False,
+)
+app.command("train", help=TRAIN_HELP, short_help="Train on a synthetic task until solved.")(train)
+app.command(
+    "eval", help=EVAL_HELP, short_help="Score a checkpoint on fresh sequences of other lengths."
+)(eval_command)
+app.command("tasks")(tasks)
+app.command(
+    "bench", help=BENCH_HELP, short_help="Measure training throughput against numpy and PyTorch."
+)(bench)
+app.add_typer(figure_app, name="figure")

@@ -1,0 +1,129 @@
+"""``rnnstab figure …``: the paper's analysis figures, drawn or dumped as numbers.
+
+- ``figure error-surface``: Fig. 6, the one-unit model's error surface with its wall, and
+  gradient descent with and without norm clipping from the same start (§2.3).
+- ``figure bifurcation``: Fig. 3, fixed points of x = w·σ(x) + b against b for w = 5 (§2.2).
+- ``figure spectrum CKPT``: the eigenvalues of a trained W_rec and of the same run's initial
+  W_rec on the complex plane, with the unit circle and the 1/γ circle (§2.1).
+
+Each writes a PNG or SVG with ``-o`` (by suffix), or prints its numbers with ``--json`` (one
+object) or ``--csv`` (a table).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+import typer
+
+from rnnstab_cli.cli.common import note
+from rnnstab_cli.engine import init_params
+from rnnstab_cli.errors import UsageError
+from rnnstab_cli.figures import (
+    compute_bifurcation,
+    compute_error_surface,
+    compute_spectrum,
+    plot_bifurcation,
+    plot_error_surface,
+    plot_spectrum,
+)
+from rnnstab_cli.training.checkpoint import load_checkpoint
+
+figure_app = typer.Typer(
+    name="figure",
+    help="The paper's analysis figures (Fig. 6 error surface, Fig. 3 bifurcation, W_rec spectrum).",
+    no_args_is_help=True,
+)
+
+
+class Dumpable(Protocol):
+    def to_json_dict(self) -> dict[str, Any]: ...
+    def to_csv_rows(self) -> list[list[Any]]: ...
+
+
+Out = Annotated[
+    Path | None, typer.Option("-o", "--out", help="Write the figure here (.png or .svg).")
+]
+Json = Annotated[bool, typer.Option("--json", help="Print the figure's numbers as JSON.")]
+Csv = Annotated[bool, typer.Option("--csv", help="Print the figure's numbers as CSV.")]
+
+
+def _emit(
+    data: Dumpable, plot: Any, out: Path | None, json_out: bool, csv_out: bool, default: str
+) -> None:
+    if json_out and csv_out:
+        raise UsageError("choose one of --json and --csv")
+    if json_out:
+        json.dump(data.to_json_dict(), sys.stdout)
+        sys.stdout.write("\n")
+    elif csv_out:
+        csv.writer(sys.stdout, lineterminator="\n").writerows(data.to_csv_rows())
+    if out is not None or not (json_out or csv_out):
+        path = plot(data, out if out is not None else Path(default))
+        note(f"wrote {path}")
+
+
+@figure_app.command("error-surface")
+def error_surface(
+    out: Out = None,
+    json_out: Json = False,
+    csv_out: Csv = False,
+    grid: Annotated[int, typer.Option(min=10, max=1000, help="Grid points per axis.")] = 200,
+    lr: Annotated[float, typer.Option(min=0.0, help="Learning rate of both descents.")] = 0.5,
+    threshold: Annotated[float, typer.Option(min=0.0, help="Norm-clipping threshold.")] = 0.5,
+    steps: Annotated[int, typer.Option(min=1, help="Descent steps.")] = 40,
+) -> None:
+    """Fig. 6: E_50 = (σ(x_50) − 0.7)² of x_t = w·σ(x_{t−1}) + b, x_0 = 0.5, with plain and
+    clipped gradient descent."""
+    data = compute_error_surface(n_w=grid, n_b=grid, lr=lr, threshold=threshold, n_steps=steps)
+    _emit(data, plot_error_surface, out, json_out, csv_out, "fig6-error-surface.png")
+
+
+@figure_app.command("bifurcation")
+def bifurcation(
+    out: Out = None,
+    json_out: Json = False,
+    csv_out: Csv = False,
+    w: Annotated[float, typer.Option(help="The fixed recurrent weight.")] = 5.0,
+) -> None:
+    """Fig. 3: the fixed points of x = w·σ(x) + b against b, stable and unstable, with the
+    saddle-node bifurcations marked."""
+    data = compute_bifurcation(w=w)
+    _emit(data, plot_bifurcation, out, json_out, csv_out, "fig3-bifurcation.png")
+
+
+@figure_app.command("spectrum")
+def spectrum(
+    ckpt: Annotated[
+        Path, typer.Argument(help="A checkpoint directory written by rnnstab train --out.")
+    ],
+    out: Out = None,
+    json_out: Json = False,
+    csv_out: Csv = False,
+) -> None:
+    """Eigenvalues of W_rec before training (re-created from the run's seed) and after."""
+    c = load_checkpoint(ckpt)
+    cfg = c.config
+    task = cfg.make_task()
+    before = init_params(
+        task.n_in,
+        cfg.hidden,
+        task.n_out,
+        init=cfg.init,
+        scale=cfg.init_scale,
+        seed=cfg.seed,
+        dtype=cfg.dtype,
+    )
+    data = compute_spectrum(
+        before,
+        c.params,
+        activation=cfg.activation,
+        label_before="initial W_rec",
+        label_after=f"after {c.state.updates:,} updates",
+        title=f"Spectrum of W_rec: {cfg.task}, T={cfg.length}, {cfg.method}",
+    )
+    _emit(data, plot_spectrum, out, json_out, csv_out, "spectrum.png")

@@ -1,0 +1,232 @@
+"""``rnnstab sweep``: run a grid of training runs from a TOML spec into a result store,
+in parallel, resumably.
+
+Exit codes: 0 every run of the grid is stored; 1 some runs failed (kept in the store with their
+error; ``--retry-failed`` runs them again) or a worker died; 2 bad usage or a bad spec (nothing
+has run); 4 the store is not usable; 130 interrupted (finished runs are stored; the same
+command continues).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rnnstab_cli.cli.common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    emit_json,
+    note,
+    note_interrupt,
+)
+from rnnstab_cli.errors import UsageError
+from rnnstab_cli.sweep.progress import duration, make_sweep_progress
+from rnnstab_cli.sweep.run import BACKENDS, SweepPlan, SweepSummary, default_runs_dir, plan_sweep
+from rnnstab_cli.sweep.store import ResultStore
+
+SWEEP_HELP = "\n\n".join(
+    [
+        "Run a grid of training runs (a TOML spec) into an SQLite result store.",
+        "The spec names a preset, optional [base] settings and [axes], each a list or an "
+        "integer range 'A..B' (both ends included); the grid is their full product, e.g. "
+        "tasks/sweeps/fig7-small.toml. Every run is validated like `rnnstab train` before any "
+        "starts.",
+        "Runs execute in parallel, one per core (--jobs), single-threaded unless the spec sets "
+        "threads. Each finished run is stored at once; run the same command again after an "
+        "interruption (Ctrl-C, kill) and only the missing runs start, each from its last "
+        "checkpoint in --runs-dir.",
+        "Example: rnnstab sweep tasks/sweeps/fig7-small.toml --store fig7.db --axis "
+        "seed=0..9 --set max_updates=50000",
+        "Then: rnnstab report fig7.db · rnnstab plot fig7.db -o fig7.png",
+        "Exit codes: 0 all runs stored · 1 some runs failed · 2 bad usage or spec · "
+        "4 store error · 130 interrupted.",
+    ]
+)
+
+_GRID = "Grid"
+_EXEC = "Execution"
+_OUT = "Output"
+
+
+def _summary_text(s: SweepSummary) -> str:
+    lines = []
+    head = f"{s.name}: {s.total} runs"
+    now = f"{s.ran} finished now ({s.solved} solved, {s.unsolved} unsolved, {s.failed} failed)"
+    before = f", {s.stored_before} stored before" if s.stored_before else ""
+    lines.append(f"{head}; {now}{before}; {duration(s.seconds)}.")
+    if s.failed_total:
+        lines.append(
+            f"{s.failed_total} run{'s' if s.failed_total != 1 else ''} failed; see "
+            f"`rnnstab report {s.store} --runs --where outcome=failed`, rerun with --retry-failed."
+        )
+    if not s.missing:
+        lines.append(f"Store: {s.store} (rnnstab report {s.store} · rnnstab plot {s.store} -o F.png)")
+    return "\n".join(lines)
+
+
+def _dry_run(plan: SweepPlan, store: Path, json_lines: bool) -> None:
+    stored: dict[str, str] = {}
+    if store.is_file():
+        with ResultStore.open_readonly(store) as st:
+            stored = st.stored_outcomes([r.run_id for r in plan.runs])
+    if json_lines:
+        for r in plan.runs:
+            emit_json(
+                {
+                    "event": "planned",
+                    "run_id": r.run_id,
+                    "point": dict(r.point),
+                    "stored": stored.get(r.run_id),
+                    "config": r.config.to_dict(),
+                }
+            )
+        return
+    table = Table(
+        title=f"{plan.spec.name}: {len(plan.runs)} runs, {len(stored)} already in {store}",
+        title_justify="left",
+    )
+    table.add_column("run id")
+    for k in plan.spec.axes:
+        table.add_column(k, justify="right")
+    table.add_column("stored")
+    for r in plan.runs:
+        table.add_row(r.run_id, *(str(v) for v in r.point.values()), stored.get(r.run_id, ""))
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=120)
+    console.print(table)
+
+
+def sweep_command(
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (TOML), e.g. tasks/sweeps/fig7-small.toml.")],
+    store: Annotated[
+        Path, typer.Option("--store", help="SQLite result store (created if missing).")
+    ],
+    axes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--axis",
+            help="KEY=V1,V2,… or KEY=A..B: add or replace an axis (repeatable).",
+            rich_help_panel=_GRID,
+        ),
+    ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="KEY=VALUE: add or replace a base setting, VALUE in TOML (repeatable).",
+            rich_help_panel=_GRID,
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs", "-j", help="Runs at a time (default: one per core).", rich_help_panel=_EXEC
+        ),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="local | ray.", rich_help_panel=_EXEC)
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray cluster HOST:PORT or 'auto' (default: a private local Ray on 127.0.0.1).",
+            rich_help_panel=_EXEC,
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--runs-dir",
+            help=(
+                "Keep each run's checkpoint and metrics here, so interrupted runs resume "
+                "(default for local sweeps: STORE.runs/ beside the store)."
+            ),
+            rich_help_panel=_EXEC,
+        ),
+    ] = None,
+    no_runs_dir: Annotated[
+        bool,
+        typer.Option(
+            "--no-runs-dir", help="Keep no checkpoints (interrupted runs restart).", rich_help_panel=_EXEC
+        ),
+    ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option("--retry-failed", help="Run the grid's failed runs again.", rich_help_panel=_EXEC),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="List the planned runs and what is stored; run nothing.", rich_help_panel=_OUT),
+    ] = False,
+    json_lines: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON line per finished run on stdout, then a summary line.",
+            rich_help_panel=_OUT,
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress on stderr.", rich_help_panel=_OUT)
+    ] = False,
+) -> None:
+    """Run a grid of training runs into a result store (``--help``: SWEEP_HELP)."""
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if address is not None and backend != "ray":
+        raise UsageError("--address needs --backend ray")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
+    if runs_dir is not None and no_runs_dir:
+        raise UsageError("--runs-dir and --no-runs-dir contradict each other")
+    if backend == "ray":
+        from rnnstab_cli.sweep.ray_backend import _import_ray
+
+        _import_ray()  # the install hint before any work
+    # The whole grid is resolved (and every run validated) here, before anything starts.
+    plan = plan_sweep(spec, axes=axes or [], settings=settings or [])
+    if dry_run:
+        _dry_run(plan, store, json_lines)
+        return
+    if no_runs_dir:
+        rdir = None
+    elif runs_dir is not None:
+        rdir = runs_dir
+    else:
+        # A cluster's workers may not share this disk; checkpoints there need an explicit,
+        # shared --runs-dir.
+        rdir = default_runs_dir(store) if backend == "local" else None
+
+    from rnnstab_cli.sweep.run import run_sweep
+
+    summary = run_sweep(
+        plan,
+        store,
+        backend=backend,  # type: ignore[arg-type]
+        jobs=jobs,
+        address=address,
+        runs_dir=rdir,
+        retry_failed=retry_failed,
+        on_run=emit_json if json_lines else None,
+        progress=make_sweep_progress(quiet or json_lines),
+    )
+    for n in summary.notes:
+        note(f"note: {n}")
+    if json_lines:
+        emit_json(summary.to_json())
+    else:
+        print(_summary_text(summary), flush=True)
+    if summary.interrupted:
+        note_interrupt(
+            f"Interrupted: {summary.total - summary.missing} of {summary.total} runs stored, "
+            f"{summary.missing} to go; run the same command to continue."
+        )
+        raise typer.Exit(EXIT_INTERRUPTED)
+    raise typer.Exit(EXIT_ERROR if summary.failed_total else EXIT_OK)

@@ -1,0 +1,81 @@
+"""``rnnstab tasks``: the synthetic tasks and their presets with the paper's settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rnnstab_cli.cli.common import emit_json
+from rnnstab_cli.taskgen import TASK_NAMES
+from rnnstab_cli.training.config import load_preset, preset_config, preset_dir, preset_names
+
+
+def preset_rows() -> list[dict[str, Any]]:
+    """One row per preset (and per task without one), with the resolved defaults."""
+    names = preset_names()
+    names += [t for t in TASK_NAMES if t not in names]
+    rows = []
+    for name in names:
+        cfg = preset_config(name)
+        task = cfg.make_task()
+        rows.append(
+            {
+                "name": name,
+                "task": cfg.task,
+                "task_options": dict(cfg.task_options),
+                "description": load_preset(name).get("description", ""),
+                "kind": task.kind,
+                "inputs": task.n_in,
+                "outputs": task.n_out,
+                "loss": task.loss,
+                "len": str(cfg.length),
+                "method": cfg.method,
+                "hidden": cfg.hidden,
+                "activation": cfg.activation,
+                "lr": cfg.lr,
+                "alpha": cfg.alpha,
+                "clip": cfg.clip,
+                "init": f"{cfg.init}({cfg.init_scale:g})",
+                "batch": cfg.batch,
+                "max_updates": cfg.max_updates,
+                "eval_every": cfg.eval_every,
+            }
+        )
+    return rows
+
+
+def tasks(
+    json_out: Annotated[
+        bool, typer.Option("--json", help='One JSON object on stdout: {"presets": [...]}.')
+    ] = False,
+) -> None:
+    """List the tasks and presets (tasks/*.toml) with their paper defaults."""
+    rows = preset_rows()
+    if json_out:
+        emit_json({"presets": rows, "preset_dir": str(preset_dir())})
+        return
+    table = Table(title=f"Presets in {preset_dir()}", title_justify="left")
+    for col in ("name", "in/out", "loss", "len", "hidden", "lr", "α", "clip", "budget"):
+        table.add_column(col, justify="left" if col in ("name", "loss") else "right")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            f"{r['inputs']}/{r['outputs']}",
+            r["loss"],
+            r["len"],
+            f"{r['hidden']} {r['activation']}",
+            f"{r['lr']:g}",
+            f"{r['alpha']:g}",
+            f"{r['clip']:g}",
+            f"{r['max_updates']:,}",
+        )
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a pipe or file gets the whole table, not 80 columns
+        console = Console(highlight=False, width=120)
+    console.print(table)
+    for r in rows:
+        if r["description"]:
+            console.print(f"  {r['name']}: {r['description']}")

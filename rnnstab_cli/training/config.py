@@ -1,0 +1,456 @@
+"""What a training run is: :class:`TrainConfig`, the presets in ``tasks/*.toml``, TOML config
+files, and the paper's method names.
+
+A run's settings come from three layers, later ones winning::
+
+    preset (tasks/<name>.toml)  <  --config FILE  <  command-line flags
+
+Every layer uses the same keys (:data:`CONFIG_KEYS`; ``-`` and ``_`` are interchangeable in
+TOML keys). :func:`resolve_config` merges the layers, applies the method mapping and returns a
+validated, fully resolved :class:`TrainConfig`; a sweep can call it in-process with a plain
+dict of overrides.
+
+Methods (the paper's names, §4.1):
+
+- ``sgd``: plain SGD, no clipping, α = 0;
+- ``sgd-c``: SGD with norm clipping (Algorithm 1), α = 0;
+- ``sgd-cr``: norm clipping plus the Ω regulariser (eq. 9) weighted by the preset's α.
+
+``clip_mode`` set explicitly (file or flag) overrides the method's clipping, e.g. ``sgd-c`` with
+``clip_mode = "value"`` is Mikolov's element-wise clipping. An explicit non-zero ``alpha`` with a
+method that has Ω off is a contradiction and is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from rnnstab_cli.engine import ACTIVATIONS, CLIP_MODES, INITS, NONFINITE_POLICIES, OPTIMIZERS
+from rnnstab_cli.errors import UsageError
+from rnnstab_cli.taskgen import TASK_NAMES, TEST_SEQUENCES, Task, make_task
+
+METHODS: Final[tuple[str, ...]] = ("sgd", "sgd-c", "sgd-cr")
+OMEGA_FORMS: Final[tuple[str, ...]] = ("norm", "squared")
+TIME_REDUCTIONS: Final[tuple[str, ...]] = ("sum", "mean")
+DTYPES: Final[tuple[str, ...]] = ("float32", "float64")
+DEVICES: Final[tuple[str, ...]] = ("cpu", "gpu")
+
+#: Updates per engine call when the config does not say: large enough that Python is out of
+#: the per-step path, small enough that Ctrl-C and progress stay responsive.
+DEFAULT_CHUNK: Final[int] = 100
+#: Bound on one chunk's input array, so a prefetched chunk of a wide task (random permutation:
+#: 100 inputs at length 200) stays small; the default chunk shrinks to fit.
+CHUNK_BYTES: Final[int] = 32 * 2**20
+#: Sequences of the cheap first look at the test error; the full TEST_SEQUENCES follow only
+#: when this screen is already at or below the success threshold.
+DEFAULT_SCREEN: Final[int] = 1000
+
+#: Where the presets live: ``tasks/`` at the top of the source tree, or $RNNSTAB_TASKS.
+PRESET_ENV: Final[str] = "RNNSTAB_TASKS"
+_DEFAULT_PRESET_DIR: Final[Path] = Path(__file__).resolve().parents[2] / "tasks"
+
+#: Keys a preset, a config file or the flags may set, with what each one holds.
+CONFIG_KEYS: Final[dict[str, str]] = {
+    "task": "task or preset name (see `rnnstab tasks`)",
+    "task_options": "table of task generator options, e.g. pattern_length for memorization",
+    "len": "sequence length N, or a range 'MIN:MAX' drawn uniformly per batch",
+    "method": "sgd | sgd-c | sgd-cr (the paper's names)",
+    "hidden": "number of hidden units",
+    "activation": "tanh | sigmoid | relu | linear",
+    "init": "normal | sparse | identity | orthogonal",
+    "init_scale": "standard deviation of the normal initialisation",
+    "lr": "learning rate",
+    "optimizer": "sgd | momentum | nesterov | rmsprop | adagrad",
+    "momentum": "momentum coefficient (momentum and nesterov optimisers)",
+    "clip_mode": "none | norm | value (overrides the method's clipping)",
+    "clip": "clipping threshold",
+    "alpha": "weight α of the Ω regulariser (used by sgd-cr)",
+    "omega_form": "norm (eq. 9) | squared (the authors' code)",
+    "time_reduction": "sum | mean of the cost over time steps",
+    "nonfinite": "skip | shrink | error: what a NaN/inf gradient does",
+    "batch": "sequences per update",
+    "seed": "random seed (initialisation, training data, test data)",
+    "max_updates": "update budget",
+    "eval_every": "updates between evaluations",
+    "chunk": "updates per engine call (default: up to 100, fewer for wide inputs)",
+    "eval_sequences": "test sequences behind a 'solved' verdict (paper: 10000)",
+    "screen_sequences": "sequences of the cheap first look at the test error (0: always full)",
+    "threads": "engine threads (0 or absent: one per core)",
+    "dtype": "float32 | float64",
+    "device": "cpu | gpu",
+    "diagnostics": "true | false: record gradient-flow diagnostics at every evaluation",
+    "description": "free text, shown by `rnnstab tasks`; ignored for training",
+}
+
+#: Keys that decide the trajectory of a run; a resumed run must agree on all of them.
+TRAJECTORY_KEYS: Final[tuple[str, ...]] = (
+    "task", "task_options", "len", "method", "hidden", "activation", "init", "init_scale", "lr",
+    "optimizer", "momentum", "clip_mode", "clip", "alpha", "omega_form", "time_reduction",
+    "nonfinite", "batch", "seed", "chunk", "dtype",
+)  # fmt: skip
+#: Keys a resumed run may change: they steer when to stop and how to run, not what is learnt.
+RESUMABLE_KEYS: Final[tuple[str, ...]] = (
+    "max_updates", "eval_every", "eval_sequences", "screen_sequences", "threads", "device",
+    "diagnostics",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LengthRange:
+    """Training sequence length: fixed (``lo == hi``) or drawn uniformly per batch."""
+
+    lo: int
+    hi: int
+
+    @property
+    def fixed(self) -> bool:
+        return self.lo == self.hi
+
+    def __str__(self) -> str:
+        return str(self.lo) if self.fixed else f"{self.lo}:{self.hi}"
+
+    def to_toml(self) -> int | str:
+        return self.lo if self.fixed else str(self)
+
+
+def parse_length(value: object) -> LengthRange:
+    """``200`` or ``"200"`` → fixed; ``"50:200"`` → uniform per batch over 50..200."""
+    if isinstance(value, LengthRange):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        lo = hi = value
+    elif isinstance(value, str):
+        parts = value.strip().split(":")
+        try:
+            nums = [int(p) for p in parts]
+        except ValueError:
+            nums = []
+        if len(nums) == 1:
+            lo = hi = nums[0]
+        elif len(nums) == 2:
+            lo, hi = nums
+        else:
+            raise UsageError(f"bad length {value!r}: expected N or MIN:MAX, e.g. 200 or 50:200")
+    else:
+        raise UsageError(f"bad length {value!r}: expected N or MIN:MAX, e.g. 200 or 50:200")
+    if lo < 1 or hi < lo:
+        raise UsageError(f"bad length {value!r}: need 1 ≤ MIN ≤ MAX")
+    return LengthRange(lo, hi)
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"unknown {key} {value!r}; expected one of: {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A fully resolved training run. Build it with :func:`resolve_config` (presets, files,
+    method mapping) or directly; either way ``__post_init__`` validates every value and raises
+    UsageError naming the bad one."""
+
+    task: str
+    length: LengthRange
+    preset: str | None = None
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    method: str = "sgd-cr"
+    hidden: int = 50
+    activation: str = "tanh"
+    init: str = "normal"
+    init_scale: float = 0.1
+    lr: float = 0.001
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    clip_mode: str = "norm"
+    clip: float = 6.0
+    alpha: float = 2.0
+    omega_form: str = "norm"
+    time_reduction: str = "sum"
+    nonfinite: str = "skip"
+    batch: int = 20
+    seed: int = 0
+    max_updates: int = 100_000
+    eval_every: int = 1000
+    chunk: int = 0  # 0: chosen at construction (see default_chunk), then fixed
+    eval_sequences: int = TEST_SEQUENCES
+    screen_sequences: int = DEFAULT_SCREEN
+    threads: int | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    diagnostics: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task_options", dict(self.task_options))
+        object.__setattr__(self, "length", parse_length(self.length))
+        self._validate()
+        # The chunk size decides which batch each update sees, so it is fixed here once
+        # rather than re-derived from eval_every (which a resumed run may change).
+        if self.chunk == 0:
+            object.__setattr__(self, "chunk", self.default_chunk())
+
+    def _validate(self) -> None:
+        if self.device == "gpu":
+            raise UsageError("the GPU backend is not built yet; use --device cpu")
+        _choice("device", self.device, DEVICES)
+        _choice("method", self.method, METHODS)
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("init", self.init, INITS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("clip mode", self.clip_mode, CLIP_MODES)
+        _choice("omega form", self.omega_form, OMEGA_FORMS)
+        _choice("time reduction", self.time_reduction, TIME_REDUCTIONS)
+        _choice("non-finite policy", self.nonfinite, NONFINITE_POLICIES)
+        _choice("dtype", self.dtype, DTYPES)
+        task = self.make_task()  # validates the name and options
+        if self.length.lo < task.min_length:
+            raise UsageError(
+                f"length {self.length} is too short for task {self.task!r} "
+                f"(minimum {task.min_length})"
+            )
+        for name in ("hidden", "batch", "max_updates", "eval_every", "eval_sequences"):
+            _positive_int(name, getattr(self, name))
+        _int_at_least("chunk", self.chunk, 0)
+        _int_at_least("screen_sequences", self.screen_sequences, 0)
+        _int_at_least("seed", self.seed, 0)
+        if self.threads is not None:
+            _positive_int("threads", self.threads)
+        _finite_at_least("lr", self.lr, 0.0, strict=True)
+        _finite_at_least("init_scale", self.init_scale, 0.0)
+        _finite_at_least("alpha", self.alpha, 0.0)
+        _finite_at_least("clip", self.clip, 0.0, strict=True)
+        if not (isinstance(self.momentum, int | float) and 0.0 <= self.momentum < 1.0):
+            raise UsageError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.method != "sgd-cr" and self.alpha != 0.0:
+            raise UsageError(
+                f"alpha {self.alpha} needs --method sgd-cr (Ω is off with {self.method})"
+            )
+
+    def default_chunk(self) -> int:
+        """min(eval_every, 100) updates, fewer if that many batches would exceed CHUNK_BYTES."""
+        n_in = self.make_task().n_in
+        # Slack for the tasks whose sequences outgrow T: 1.1·T (addition), T + 2P (memorization).
+        longest = (11 * self.length.hi) // 10 + 20
+        per_batch = longest * self.batch * n_in * np.dtype(self.dtype).itemsize
+        return max(1, min(self.eval_every, DEFAULT_CHUNK, CHUNK_BYTES // per_batch))
+
+    def make_task(self) -> Task:
+        return make_task(self.task, **self.task_options)
+
+    @property
+    def eval_length(self) -> int:
+        """Test sequences use the longest training length (the hardest case of a range)."""
+        return self.length.hi
+
+    @property
+    def label(self) -> str:
+        """Preset (or task) name, for people."""
+        return self.preset or self.task
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved settings under the config-file keys (TOML-able; ``threads`` left out
+        when automatic); :meth:`from_dict` reads it back."""
+        d: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "length":
+                d["len"] = v.to_toml()
+            elif f.name == "task_options":
+                d[f.name] = dict(v)
+            elif v is not None:
+                d[f.name] = v
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> TrainConfig:
+        """A config from :meth:`to_dict`'s output (e.g. a checkpoint's state file)."""
+        layer = normalise_layer(data, source=source, allow_preset=True)
+        layer.pop("description", None)
+        if "task" not in layer or "len" not in layer:
+            raise UsageError(f"{source}: needs both 'task' and 'len'")
+        layer["length"] = layer.pop("len")
+        return cls(**layer)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _positive_int(name: str, value: object) -> None:
+    _int_at_least(name, value, 1)
+
+
+def _int_at_least(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise UsageError(f"{name} must be ≥ {minimum}, got {value}")
+
+
+def _finite_at_least(name: str, value: object, minimum: float, *, strict: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UsageError(f"{name} must be a finite number, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        raise UsageError(f"{name} must be {'>' if strict else '≥'} {minimum:g}, got {value:g}")
+
+
+# --------------------------------------------------------------------------------------------
+# Layers: presets, config files, flags
+# --------------------------------------------------------------------------------------------
+
+_INT_KEYS: Final = frozenset(
+    {"hidden", "batch", "seed", "max_updates", "eval_every", "chunk", "eval_sequences",
+     "screen_sequences", "threads"}
+)  # fmt: skip
+_BOOL_KEYS: Final = frozenset({"diagnostics"})
+_FLOAT_KEYS: Final = frozenset({"init_scale", "lr", "momentum", "clip", "alpha"})
+_STR_KEYS: Final = frozenset(
+    {"task", "method", "activation", "init", "optimizer", "clip_mode", "omega_form",
+     "time_reduction", "nonfinite", "dtype", "device", "description", "preset"}
+)  # fmt: skip
+
+
+def normalise_layer(
+    data: Mapping[str, Any], *, source: str, allow_preset: bool = False
+) -> dict[str, Any]:
+    """Canonical keys (``-`` → ``_``) and checked TOML types; UsageError names a bad key."""
+    out: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in CONFIG_KEYS and not (allow_preset and key == "preset"):
+            near = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise UsageError(f"{source}: unknown key {raw_key!r}{hint}")
+        out[key] = _coerce(key, value, source)
+    return out
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    def bad(expected: str) -> UsageError:
+        return UsageError(f"{source}: {key} must be {expected}, got {value!r}")
+
+    if key in _INT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        if key == "threads" and value == 0:
+            return None  # 0 means "one per core", the engine's own default
+        return value
+    if key in _FLOAT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        return float(value)
+    if key in _STR_KEYS:
+        if value is None and key == "preset":
+            return None
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if key in _BOOL_KEYS:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if key == "len":
+        return parse_length(value)
+    if key == "task_options":
+        if not isinstance(value, Mapping):
+            raise bad("a table")
+        return dict(value)
+    raise AssertionError(f"unhandled config key {key}")  # CONFIG_KEYS and the sets disagree
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{what} {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {what} {str(path)!r}: {e}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{what} {str(path)!r} is not valid TOML: {e}") from None
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The layer of a ``--config`` TOML file, keys checked and canonical."""
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"config file {str(p)!r} is a directory")
+    return normalise_layer(_read_toml(p, "config file"), source=str(p))
+
+
+def preset_dir() -> Path:
+    env = os.environ.get(PRESET_ENV)
+    return Path(env) if env else _DEFAULT_PRESET_DIR
+
+
+def preset_names() -> list[str]:
+    """Names of the presets found in :func:`preset_dir`, sorted."""
+    d = preset_dir()
+    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The layer of preset ``name``. A task with no preset file gets an empty preset (the
+    built-in defaults); anything else is an unknown task."""
+    path = preset_dir() / f"{name}.toml"
+    if path.is_file():
+        layer = normalise_layer(_read_toml(path, "preset"), source=str(path))
+        layer.setdefault("task", name)
+        return layer
+    if name in TASK_NAMES:
+        return {"task": name}
+    known = sorted(set(preset_names()) | set(TASK_NAMES))
+    raise UsageError(f"unknown task {name!r}; choose one of: {', '.join(known)}")
+
+
+def resolve_config(
+    flags: Mapping[str, Any] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> TrainConfig:
+    """Merge preset < config file < ``flags`` into a validated :class:`TrainConfig`.
+
+    ``flags`` holds only the options the user actually gave (``None`` values are ignored), under
+    :data:`CONFIG_KEYS` names. The task (a preset name) comes from the flags, else the file.
+    """
+    file_layer = read_config_file(config_file) if config_file is not None else {}
+    flag_layer = normalise_layer(
+        {k: v for k, v in (flags or {}).items() if v is not None}, source="command line"
+    )
+    selector = flag_layer.pop("task", None) or file_layer.pop("task", None)
+    file_layer.pop("task", None)
+    if selector is None:
+        raise UsageError("no task given: use --task NAME (see `rnnstab tasks`)")
+    preset = load_preset(selector)
+    explicit = {**file_layer, **flag_layer}
+    merged = {**preset, **explicit}
+    merged.pop("description", None)
+
+    method = merged.get("method", "sgd-cr")
+    _choice("method", method, METHODS)
+    if "clip_mode" not in explicit:
+        merged["clip_mode"] = "none" if method == "sgd" else "norm"
+    if method != "sgd-cr":
+        if explicit.get("alpha", 0.0) != 0.0:
+            raise UsageError(
+                f"--alpha {explicit['alpha']:g} needs --method sgd-cr (Ω is off with {method})"
+            )
+        merged["alpha"] = 0.0
+    if "len" not in merged:
+        raise UsageError(f"no length given for task {selector!r}: use --len N or --len MIN:MAX")
+    merged["length"] = merged.pop("len")
+    merged["preset"] = selector
+    return TrainConfig(**merged)
+
+
+def preset_config(name: str) -> TrainConfig:
+    """Preset ``name`` resolved with no overrides."""
+    return resolve_config({"task": name})

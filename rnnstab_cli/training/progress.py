@@ -1,0 +1,182 @@
+"""Showing a run's progress on stderr: a live Rich display on a terminal, an occasional plain
+line otherwise (a log file, a pipe, CI), nothing with ``--quiet``.
+
+stdout is never touched here: it belongs to the data (``--json`` lines, the final summary).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+from rnnstab_cli.training.config import TrainConfig
+from rnnstab_cli.training.records import ChunkReport, EvalRecord, ProgressSink
+
+#: Seconds between plain log lines when stderr is not a terminal.
+LOG_INTERVAL = 30.0
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return "–" if x is None or not math.isfinite(x) else format(x, fmt)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{100 * x:.2f}%"
+
+
+def describe_test(record: EvalRecord) -> str:
+    """``12.30% of 1,000 (screen)`` / ``0.41% of 10,000``."""
+    kind = "" if record.test_full else " (screen)"
+    return f"{_pct(record.test_error)} of {record.test_sequences:,}{kind}"
+
+
+def run_title(config: TrainConfig) -> str:
+    return (
+        f"{config.label} len {config.length} · {config.method} · lr {config.lr:g} · "
+        f"α {config.alpha:g} · clip {config.clip_mode}"
+        + (f" {config.clip:g}" if config.clip_mode != "none" else "")
+        + f" · {config.hidden} {config.activation} units"
+    )
+
+
+class _Rate:
+    """Updates per second, smoothed over recent engine calls."""
+
+    def __init__(self) -> None:
+        self.value = math.nan
+
+    def add(self, n: int, seconds: float) -> float:
+        if seconds > 0:
+            r = n / seconds
+            self.value = r if math.isnan(self.value) else 0.8 * self.value + 0.2 * r
+        return self.value
+
+
+class RichProgress:
+    """Live bar plus a statistics line, redrawn after every engine call."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("updates"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self._task: TaskID | None = None
+        self._live = Live(self._bar, console=self.console, refresh_per_second=4)
+        self._report: ChunkReport | None = None
+        self._rate = _Rate()
+        self._last: EvalRecord | None = None
+
+    def start(self, config: TrainConfig, updates: int, wall_time: float) -> None:
+        self.console.print(f"[bold]rnnstab train[/] {run_title(config)}", highlight=False)
+        if not config.length.fixed:
+            self.console.print(
+                f"  test sequences have the longest training length, {config.eval_length}",
+                highlight=False,
+            )
+        if updates:
+            self.console.print(f"  resuming at {updates:,} updates", highlight=False)
+        self._task = self._bar.add_task(config.label, total=config.max_updates, completed=updates)
+        self._live.start()
+
+    def chunk(self, report: ChunkReport) -> None:
+        self._rate.add(report.n, report.seconds)
+        self._report = report
+        if self._task is not None:
+            self._bar.update(self._task, completed=report.updates)
+        self._render()
+
+    def evaluation(self, record: EvalRecord) -> None:
+        self._last = record
+        mark = "[green]✓ solved[/]" if record.solved else ""
+        self.console.print(
+            f"  eval {record.eval_index + 1:>4} @ {record.updates:>10,} updates: "
+            f"test error {describe_test(record)}  ρ {_num(record.spectral_radius, '.3f')}  "
+            f"‖g‖ {_num(record.grad_norm, '.3g')}  Ω {_num(record.omega, '.4f')} {mark}",
+            highlight=False,
+        )
+        self._render()
+
+    def _render(self) -> None:
+        r, last = self._report, self._last
+        train = [
+            f"{_num(self._rate.value, ',.0f')} upd/s",
+            f"loss {_num(r.loss if r else None, '.4f')}",
+            f"‖g‖ pre-clip {_num(r.grad_norm if r else None, '.3g')}",
+            f"clipped {_pct(r.clip_rate if r else None)}",
+            f"Ω {_num(r.omega if r else None, '.4f')}",
+        ]
+        if r is not None and r.skipped:
+            train.append(f"[red]{r.skipped} non-finite[/]")
+        test = [
+            f"test error {describe_test(last) if last else '–'}",
+            f"ρ(W_rec) {_num(last.spectral_radius if last else None, '.3f')}",
+        ]
+        stats = Text.from_markup("  " + " · ".join(train) + "\n  " + " · ".join(test))
+        self._live.update(Group(self._bar, stats))
+
+    def finish(self) -> None:
+        self._live.stop()
+
+
+class LogProgress:
+    """A plain line to ``stream`` at the start, then at most one per ``interval`` seconds at an
+    evaluation, and always for the evaluation that solves the task."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = LOG_INTERVAL) -> None:
+        self.stream = stream
+        self.interval = interval
+        self._last_line = -math.inf
+
+    def _print(self, line: str) -> None:
+        print(f"rnnstab: {line}", file=self.stream or sys.stderr, flush=True)
+
+    def start(self, config: TrainConfig, updates: int, wall_time: float) -> None:
+        where = f", resuming at {updates} updates" if updates else ""
+        tested = "" if config.length.fixed else f", tested at length {config.eval_length}"
+        self._print(f"training {run_title(config)}{tested}{where}")
+        self._last_line = time.monotonic()
+
+    def chunk(self, report: ChunkReport) -> None:
+        pass
+
+    def evaluation(self, record: EvalRecord) -> None:
+        now = time.monotonic()
+        if record.solved or now - self._last_line >= self.interval:
+            self._last_line = now
+            rate = record.updates / record.wall_time if record.wall_time > 0 else math.nan
+            self._print(
+                f"{record.updates} updates ({_num(rate, '.0f')}/s overall), "
+                f"loss {_num(record.loss, '.4f')}, test error {describe_test(record)}"
+            )
+
+    def finish(self) -> None:
+        pass
+
+
+def make_progress(quiet: bool = False, plain: bool = False) -> ProgressSink | None:
+    """The right display for this process's stderr: none when ``quiet``; plain lines when
+    ``plain`` (machine-readable runs such as ``--json`` get no decoration) or when stderr is
+    not a terminal; the live Rich display otherwise."""
+    if quiet:
+        return None
+    console = Console(stderr=True)
+    return RichProgress(console) if console.is_terminal and not plain else LogProgress()
