@@ -278,6 +278,7 @@ class Trainer:
         nonfinite: str = "skip",
         threads: int | None = None,
         carry_state: bool = False,
+        train_biases: bool = True,
     ) -> None:
         self._native = _engine.Trainer(
             _params_dict(params),
@@ -296,6 +297,7 @@ class Trainer:
             nonfinite,
             threads,
             carry_state,
+            train_biases,
         )
         self.activation = activation
         self.loss = loss

@@ -311,3 +311,16 @@ def test_init_params_is_deterministic_and_honours_the_spectral_radius() -> None:
     normal = engine.init_params(3, 200, 2, scale=0.1, seed=0, dtype="float32")
     assert normal["W_rec"].dtype == np.float32
     assert normal["W_rec"].std() == pytest.approx(0.1, rel=0.02)
+
+
+def test_frozen_biases_stay_put_and_do_not_count_in_the_norm() -> None:
+    params, x, y, m = problem(15, t=6, b=4, h=8)
+    params["b"] = np.full(8, 0.3)
+    tr = engine.Trainer(params, lr=0.5, clip="none", train_biases=False)
+    st_ = tr.step(x, y, m)
+    np.testing.assert_array_equal(tr.params["b"], params["b"])
+    np.testing.assert_array_equal(tr.params["b_out"], params["b_out"])
+    assert not np.array_equal(tr.params["W_rec"], params["W_rec"])
+    g = engine.loss_and_grads(params, x, y, m).grads
+    want = np.sqrt(sum(float(np.sum(v**2)) for k, v in g.items() if k not in ("b", "b_out")))
+    assert st_.grad_norm == pytest.approx(want, rel=1e-12)

@@ -70,6 +70,7 @@ fn main() -> Result<()> {
         },
         nonfinite: NonFinitePolicy::Skip,
         carry_state: false,
+        freeze_biases: false,
     };
     let mut tr = Trainer::new(params, cfg, Some(threads))?;
     let start = std::time::Instant::now();

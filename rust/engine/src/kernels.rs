@@ -90,22 +90,24 @@ pub fn matmul_packed<T: Float>(
 }
 
 /// The portable kernel: `R` rows by `W` columns of C live in registers while k runs; each
-/// step broadcasts one A entry per row and FMAs it with one packed row of B. `W` must divide
-/// [`NB`]. Instantiated per instruction set with block sizes that fit its register file.
+/// step broadcasts one A entry per row and FMAs it with one packed row of B. Computes rows
+/// `r0..` in blocks of `R` and returns the first row it did not reach. `W` must divide [`NB`].
+/// Instantiated per instruction set with block sizes that fit its register file.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn matmul_blocked<T: Float, const R: usize, const W: usize, const FMA: bool>(
+fn matmul_rows<T: Float, const R: usize, const W: usize, const FMA: bool>(
     a: &[T],
     a_off: usize,
     lda: usize,
+    r0: usize,
     rows: usize,
     k: usize,
     b: &[T],
     np: usize,
     c: &mut [T],
-) {
+) -> usize {
     let b = &b[..k * np];
-    let mut r0 = 0;
+    let mut r0 = r0;
     while r0 + R <= rows {
         // The R rows of A, bounds-checked once here rather than in the inner loop.
         let arows: [&[T]; R] = std::array::from_fn(|r| &a[a_off + (r0 + r) * lda..][..k]);
@@ -129,23 +131,30 @@ fn matmul_blocked<T: Float, const R: usize, const W: usize, const FMA: bool>(
         }
         r0 += R;
     }
-    // Leftover rows, one at a time.
-    for r in r0..rows {
-        let arow = &a[a_off + r * lda..][..k];
-        for jb in (0..np).step_by(W) {
-            let mut acc = [T::ZERO; W];
-            for (av, bfull) in arow.iter().zip(b.chunks_exact(np)) {
-                let brow: &[T; W] = match bfull[jb..jb + W].try_into() {
-                    Ok(r) => r,
-                    Err(_) => unreachable!("a slice of length W"),
-                };
-                for j in 0..W {
-                    acc[j] = madd::<T, FMA>(*av, brow[j], acc[j]);
-                }
-            }
-            c[r * np + jb..][..W].copy_from_slice(&acc);
-        }
-    }
+    r0
+}
+
+/// All rows: blocks of `R`, then of 4, then single rows, so a batch that is not a multiple of
+/// `R` still runs mostly in wide blocks.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn matmul_blocked<T: Float, const R: usize, const W: usize, const FMA: bool>(
+    a: &[T],
+    a_off: usize,
+    lda: usize,
+    rows: usize,
+    k: usize,
+    b: &[T],
+    np: usize,
+    c: &mut [T],
+) {
+    let done = matmul_rows::<T, R, W, FMA>(a, a_off, lda, 0, rows, k, b, np, c);
+    let done = if R > 4 {
+        matmul_rows::<T, 4, W, FMA>(a, a_off, lda, done, rows, k, b, np, c)
+    } else {
+        done
+    };
+    matmul_rows::<T, 1, W, FMA>(a, a_off, lda, done, rows, k, b, np, c);
 }
 
 /// a·b + c, fused where the instruction set has FMA (without it, `mul_add` would fall back to a
@@ -162,7 +171,8 @@ fn madd<T: Float, const FMA: bool>(a: T, b: T, c: T) -> T {
 mod matmul {
     use super::*;
 
-    // 32 zmm registers: 4 rows × 32 columns is 8 (f32) or 16 (f64) accumulators.
+    // 32 zmm registers: 8 rows × 32 columns is 16 (f32) or 32 (f64) accumulators; f64 uses 4
+    // rows so the B row and the broadcast still fit.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     #[allow(clippy::too_many_arguments)]
@@ -176,7 +186,11 @@ mod matmul {
         np: usize,
         c: &mut [T],
     ) {
-        matmul_blocked::<T, 4, 32, true>(a, a_off, lda, rows, k, b, np, c)
+        if std::mem::size_of::<T>() == 4 {
+            matmul_blocked::<T, 8, 32, true>(a, a_off, lda, rows, k, b, np, c)
+        } else {
+            matmul_blocked::<T, 4, 32, true>(a, a_off, lda, rows, k, b, np, c)
+        }
     }
 
     // 16 ymm registers: 3 rows × 16 columns is 6 (f32) or 12 (f64) accumulators, leaving room

@@ -82,6 +82,9 @@ pub struct TrainerConfig {
     /// Truncated BPTT over a stream: each step starts from the previous step's x_T (when the
     /// batch size matches) instead of x_0 = 0, and runs every step of the batch.
     pub carry_state: bool,
+    /// Keep the biases b and b_out at their values (the paper's language model has none):
+    /// their gradients are zeroed before the norm is taken, so they neither move nor count.
+    pub freeze_biases: bool,
 }
 
 /// What one update did.
@@ -163,6 +166,10 @@ impl<T: Float> Trainer<T> {
             &mut self.workspace,
             &mut self.grads,
         )?;
+        if self.config.freeze_biases {
+            self.grads.b.fill(T::ZERO);
+            self.grads.b_out.fill(T::ZERO);
+        }
         if self.config.carry_state {
             self.state.clear();
             self.state.extend_from_slice(self.workspace.final_state());

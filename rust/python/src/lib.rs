@@ -16,6 +16,9 @@ use convert::{
     settings_from, Dtype, HasDtype,
 };
 
+/// (E, Ω, gradients, Ω pairs, x_T) as handed to Python.
+type LossGradsOut<'py> = (f64, f64, Bound<'py, PyDict>, usize, Bound<'py, PyAny>);
+
 /// E, Ω, the gradients, the number of Ω pairs and x_T for one batch.
 #[pyfunction]
 #[pyo3(signature = (params, inputs, targets, mask, activation, loss, omega_alpha, omega_form, time_reduction, x0=None, threads=None, full_length=false))]
@@ -34,7 +37,7 @@ fn loss_and_grads<'py>(
     x0: Option<&Bound<'py, PyAny>>,
     threads: Option<usize>,
     full_length: bool,
-) -> PyResult<(f64, f64, Bound<'py, PyDict>, usize, Bound<'py, PyAny>)> {
+) -> PyResult<LossGradsOut<'py>> {
     let settings = settings_from(
         activation,
         loss,
@@ -59,7 +62,7 @@ fn lag<'py, T: Float + HasDtype>(
     settings: &eng::Settings,
     x0: Option<&Bound<'py, PyAny>>,
     threads: Option<usize>,
-) -> PyResult<(f64, f64, Bound<'py, PyDict>, usize, Bound<'py, PyAny>)> {
+) -> PyResult<LossGradsOut<'py>> {
     let p = params_from_dict::<T>(params)?;
     let views = batch_from::<T>(inputs, targets, mask)?;
     let batch = views.batch(p.dims, settings.model.loss)?;

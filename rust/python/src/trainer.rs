@@ -109,7 +109,8 @@ impl Trainer {
     #[new]
     #[pyo3(signature = (params, activation="tanh", loss="softmax_ce", optimizer="sgd", lr=0.01, clip="norm",
                         clip_threshold=6.0, omega_alpha=0.0, omega_form="norm", time_reduction="sum",
-                        momentum=0.9, rho=0.9, eps=1e-8, nonfinite="skip", threads=None, carry_state=false))]
+                        momentum=0.9, rho=0.9, eps=1e-8, nonfinite="skip", threads=None, carry_state=false,
+                        train_biases=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         params: &Bound<'_, PyDict>,
@@ -128,6 +129,7 @@ impl Trainer {
         nonfinite: &str,
         threads: Option<usize>,
         carry_state: bool,
+        train_biases: bool,
     ) -> PyResult<Self> {
         let config = eng::TrainerConfig {
             settings: settings_from(
@@ -148,6 +150,7 @@ impl Trainer {
             },
             nonfinite: eng::NonFinitePolicy::parse(nonfinite).map_err(engine_err)?,
             carry_state,
+            freeze_biases: !train_biases,
         };
         let inner = match Dtype::of_params(params)? {
             Dtype::F32 => Inner::F32(
