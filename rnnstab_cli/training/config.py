@@ -88,7 +88,7 @@ CONFIG_KEYS: Final[dict[str, str]] = {
     "threads": "engine threads (0 or absent: one per core)",
     "dtype": "float32 | float64",
     "device": "cpu | gpu",
-    "diagnostics": "true | false: record gradient-flow diagnostics at every evaluation",
+    "diagnostics": "true | false: gradient-flow diagnostics at every evaluation (default true)",
     "description": "free text, shown by `rnnstab tasks`; ignored for training",
 }
 
@@ -187,7 +187,7 @@ class TrainConfig:
     threads: int | None = None
     dtype: str = "float32"
     device: str = "cpu"
-    diagnostics: bool = False
+    diagnostics: bool = True  # measured cost: ~0.1% of training time (see diagnostics.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task_options", dict(self.task_options))

@@ -14,7 +14,9 @@ At each evaluation (with ``--diagnostics``) the record gains:
   averaged since the last evaluation, and ``omega_pairs_fraction`` of all T·B pairs.
 
 Costs: one O(B·T·H) pass over stored gradients, one SVD and one eigen-decomposition of the
-H×H matrix per evaluation — nothing per update (measured overhead: see the README).
+H×H matrix per evaluation — nothing per update. Measured on the paper's temporal-order setting
+(H=50, B=20, T=200, evaluation every 1000 updates): 2.0 ms per evaluation against 2.6 s of
+training in between, 0.08%; hence on by default (``--no-diagnostics`` turns them off).
 """
 
 from __future__ import annotations
