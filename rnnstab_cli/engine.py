@@ -71,6 +71,20 @@ def _dtype(dtype: str | np.dtype | type) -> np.dtype:
     return dt
 
 
+def has_gpu_backend() -> bool:
+    """Whether this build includes the wgpu backend (``device="gpu"``)."""
+    return bool(getattr(_engine, "HAS_GPU", False))
+
+
+def gpu_adapters() -> list[dict[str, str]]:
+    """The GPU adapters wgpu can see (name, backend, device type, driver); empty without the
+    GPU backend or without a driver."""
+    if not has_gpu_backend():
+        return []
+    keys = ("name", "backend", "device_type", "driver")
+    return [dict(zip(keys, a, strict=True)) for a in _engine.gpu_adapters()]
+
+
 def spectral_radius(w: np.ndarray) -> float:
     """ρ(W), the largest |eigenvalue|: the paper's λ₁ (§2.1)."""
     return float(np.max(np.abs(np.linalg.eigvals(np.asarray(w, dtype=np.float64)))))
@@ -279,6 +293,7 @@ class Trainer:
         threads: int | None = None,
         carry_state: bool = False,
         train_biases: bool = True,
+        device: str = "cpu",
     ) -> None:
         self._native = _engine.Trainer(
             _params_dict(params),
@@ -298,6 +313,7 @@ class Trainer:
             threads,
             carry_state,
             train_biases,
+            device,
         )
         self.activation = activation
         self.loss = loss
@@ -354,6 +370,11 @@ class Trainer:
     @property
     def dtype(self) -> str:
         return self._native.dtype
+
+    @property
+    def device(self) -> str:
+        """``"cpu"`` or the name of the GPU adapter the trainer runs on."""
+        return self._native.device
 
     def optimizer_state(self) -> Params | None:
         return self._native.optimizer_state()

@@ -8,15 +8,16 @@ bash scripts/setup.sh
 
 echo "== cargo fmt / clippy" >&2
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 echo "== ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
 echo "== cargo test" >&2
-cargo test --workspace --exclude rnnstab-python --quiet
+RNNSTAB_REQUIRE_GPU=1 cargo test --workspace --exclude rnnstab-python --release --quiet
 
 echo "== pytest" >&2
 # CI=1 selects the derandomised Hypothesis profile with no deadlines (tests/conftest.py).
-CI="${CI:-1}" .venv/bin/python -m pytest -q
+# RNNSTAB_REQUIRE_GPU=1: a missing GPU adapter fails the GPU tests instead of skipping them.
+CI="${CI:-1}" RNNSTAB_REQUIRE_GPU=1 .venv/bin/python -m pytest -q

@@ -8,6 +8,10 @@ from rnnstab_cli.cli.bench import BENCH_HELP, bench
 from rnnstab_cli.cli.common import EXIT_CODES_HELP
 from rnnstab_cli.cli.eval import EVAL_HELP, eval_command
 from rnnstab_cli.cli.figure import figure_app
+from rnnstab_cli.cli.info import info
+from rnnstab_cli.cli.plot import PLOT_HELP, plot_command
+from rnnstab_cli.cli.report import REPORT_HELP, report_command
+from rnnstab_cli.cli.sweep import SWEEP_HELP, sweep_command
 from rnnstab_cli.cli.tasks import tasks
 from rnnstab_cli.cli.train import TRAIN_HELP, train
 
@@ -31,3 +35,13 @@ app.command(
     "bench", help=BENCH_HELP, short_help="Measure training throughput against numpy and PyTorch."
 )(bench)
 app.add_typer(figure_app, name="figure")
+app.command("info")(info)
+app.command("sweep", help=SWEEP_HELP, short_help="Run a grid of training runs into a store.")(
+    sweep_command
+)
+app.command("report", help=REPORT_HELP, short_help="Success-rate table of a result store.")(
+    report_command
+)
+app.command("plot", help=PLOT_HELP, short_help="Fig. 7: success rate vs. sequence length.")(
+    plot_command
+)

@@ -83,6 +83,7 @@ def _make_trainer(config: TrainConfig, task: Task, params: dict[str, np.ndarray]
             momentum=config.momentum,
             nonfinite=config.nonfinite,
             threads=config.threads,
+            device=config.device,
         )
     except (ValueError, TypeError) as e:  # the engine names the bad argument
         raise UsageError(f"the engine refused these settings: {e}") from None

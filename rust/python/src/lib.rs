@@ -3,6 +3,8 @@
 //! compute call releases the GIL.
 
 mod convert;
+#[cfg(feature = "gpu")]
+mod gpu;
 mod trainer;
 
 use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -212,6 +214,9 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clip_norm, m)?)?;
     m.add_function(wrap_pyfunction!(clip_value, m)?)?;
     m.add_class::<trainer::Trainer>()?;
+    #[cfg(feature = "gpu")]
+    m.add_function(wrap_pyfunction!(gpu::gpu_adapters, m)?)?;
+    m.add("HAS_GPU", cfg!(feature = "gpu"))?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -16,14 +16,19 @@ use crate::convert::{
 enum Inner {
     F32(eng::Trainer<f32>),
     F64(eng::Trainer<f64>),
+    #[cfg(feature = "gpu")]
+    Gpu(Box<rnnstab_gpu::GpuTrainer>),
 }
 
-/// Runs `$body` with `$t` bound to the typed trainer, whatever its element type.
+/// Runs `$body` with `$t` bound to the typed CPU trainer, whatever its element type, and
+/// `$gpu` (with `$g` bound to the GPU trainer) on the GPU backend.
 macro_rules! dispatch {
-    ($inner:expr, $t:ident => $body:expr) => {
+    ($inner:expr, $t:ident => $body:expr, $g:ident => $gpu:expr) => {
         match $inner {
             Inner::F32($t) => $body,
             Inner::F64($t) => $body,
+            #[cfg(feature = "gpu")]
+            Inner::Gpu($g) => $gpu,
         }
     };
 }
@@ -33,9 +38,9 @@ pub struct Trainer {
     inner: Inner,
 }
 
-type Stats = (f64, f64, f64, bool, bool, usize);
+pub(crate) type Stats = (f64, f64, f64, bool, bool, usize);
 
-fn stats_tuple(s: eng::StepStats) -> Stats {
+pub(crate) fn stats_tuple(s: eng::StepStats) -> Stats {
     (
         s.loss,
         s.omega,
@@ -110,7 +115,7 @@ impl Trainer {
     #[pyo3(signature = (params, activation="tanh", loss="softmax_ce", optimizer="sgd", lr=0.01, clip="norm",
                         clip_threshold=6.0, omega_alpha=0.0, omega_form="norm", time_reduction="sum",
                         momentum=0.9, rho=0.9, eps=1e-8, nonfinite="skip", threads=None, carry_state=false,
-                        train_biases=true))]
+                        train_biases=true, device="cpu"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         params: &Bound<'_, PyDict>,
@@ -130,6 +135,7 @@ impl Trainer {
         threads: Option<usize>,
         carry_state: bool,
         train_biases: bool,
+        device: &str,
     ) -> PyResult<Self> {
         let config = eng::TrainerConfig {
             settings: settings_from(
@@ -152,15 +158,26 @@ impl Trainer {
             carry_state,
             freeze_biases: !train_biases,
         };
-        let inner = match Dtype::of_params(params)? {
-            Dtype::F32 => Inner::F32(
-                eng::Trainer::new(params_from_dict(params)?, config, threads)
-                    .map_err(engine_err)?,
-            ),
-            Dtype::F64 => Inner::F64(
-                eng::Trainer::new(params_from_dict(params)?, config, threads)
-                    .map_err(engine_err)?,
-            ),
+        let dtype = Dtype::of_params(params)?;
+        let inner = match device {
+            "cpu" => match dtype {
+                Dtype::F32 => Inner::F32(
+                    eng::Trainer::new(params_from_dict(params)?, config, threads)
+                        .map_err(engine_err)?,
+                ),
+                Dtype::F64 => Inner::F64(
+                    eng::Trainer::new(params_from_dict(params)?, config, threads)
+                        .map_err(engine_err)?,
+                ),
+            },
+            "gpu" => Self::gpu_inner(params, config, dtype)?,
+            other => {
+                return Err(engine_err(eng::EngineError::UnknownName {
+                    what: "device",
+                    got: other.to_string(),
+                    choices: "cpu, gpu",
+                }))
+            }
         };
         Ok(Trainer { inner })
     }
@@ -175,7 +192,8 @@ impl Trainer {
         mask: &Bound<'py, PyAny>,
         x0: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Stats> {
-        dispatch!(&mut self.inner, t => step_one(py, t, inputs, targets, mask, x0))
+        dispatch!(&mut self.inner, t => step_one(py, t, inputs, targets, mask, x0),
+                  g => crate::gpu::step_gpu(py, g, inputs, targets, mask, x0))
     }
 
     /// K updates; one stats tuple per update.
@@ -186,51 +204,59 @@ impl Trainer {
         targets: &Bound<'py, PyAny>,
         mask: &Bound<'py, PyAny>,
     ) -> PyResult<Vec<Stats>> {
-        dispatch!(&mut self.inner, t => step_many(py, t, inputs, targets, mask))
+        dispatch!(&mut self.inner, t => step_many(py, t, inputs, targets, mask),
+                  g => crate::gpu::steps_gpu(py, g, inputs, targets, mask))
     }
 
     #[getter]
     fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        dispatch!(&self.inner, t => dict_from_params(py, t.params()))
+        dispatch!(&self.inner, t => dict_from_params(py, t.params()),
+                  g => dict_from_params(py, &g.params().map_err(crate::gpu::gpu_err)?))
     }
 
     fn set_params(&mut self, params: &Bound<'_, PyDict>) -> PyResult<()> {
-        dispatch!(&mut self.inner, t => t.set_params(params_from_dict(params)?).map_err(engine_err))
+        dispatch!(&mut self.inner, t => t.set_params(params_from_dict(params)?).map_err(engine_err),
+                  g => g.set_params(params_from_dict(params)?).map_err(crate::gpu::gpu_err))
     }
 
     /// The gradient of the last step, after clipping.
     #[getter]
     fn grads<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        dispatch!(&self.inner, t => dict_from_params(py, t.grads()))
+        dispatch!(&self.inner, t => dict_from_params(py, t.grads()),
+                  g => dict_from_params(py, &g.grads().map_err(crate::gpu::gpu_err)?))
     }
 
     #[getter]
     fn lr(&self) -> f64 {
-        dispatch!(&self.inner, t => t.config().optimizer.lr)
+        dispatch!(&self.inner, t => t.config().optimizer.lr, g => g.config().optimizer.lr)
     }
 
     #[setter]
     fn set_lr(&mut self, lr: f64) -> PyResult<()> {
-        dispatch!(&mut self.inner, t => t.set_lr(lr).map_err(engine_err))
+        dispatch!(&mut self.inner, t => t.set_lr(lr).map_err(engine_err),
+                  g => g.set_lr(lr).map_err(crate::gpu::gpu_err))
     }
 
     #[getter]
     fn omega_alpha(&self) -> f64 {
-        dispatch!(&self.inner, t => t.config().settings.omega.alpha)
+        dispatch!(&self.inner, t => t.config().settings.omega.alpha, g => g.config().settings.omega.alpha)
     }
 
     #[setter]
     fn set_omega_alpha(&mut self, alpha: f64) -> PyResult<()> {
-        dispatch!(&mut self.inner, t => t.set_omega_alpha(alpha).map_err(engine_err))
+        dispatch!(&mut self.inner, t => t.set_omega_alpha(alpha).map_err(engine_err),
+                  g => g.set_omega_alpha(alpha).map_err(crate::gpu::gpu_err))
     }
 
     /// Velocities or accumulated squares, shaped like the parameters; None for plain SGD.
     fn optimizer_state<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        dispatch!(&self.inner, t => opt_state(py, t))
+        dispatch!(&self.inner, t => opt_state(py, t),
+                  g => g.optimizer_state().map_err(crate::gpu::gpu_err)?.map(|s| dict_from_params(py, &s)).transpose())
     }
 
     fn set_optimizer_state(&mut self, state: &Bound<'_, PyDict>) -> PyResult<()> {
-        dispatch!(&mut self.inner, t => t.set_optimizer_state(params_from_dict(state)?).map_err(engine_err))
+        dispatch!(&mut self.inner, t => t.set_optimizer_state(params_from_dict(state)?).map_err(engine_err),
+                  g => g.set_optimizer_state(params_from_dict(state)?).map_err(crate::gpu::gpu_err))
     }
 
     /// x_T `(B, H)` of the last step.
@@ -240,26 +266,27 @@ impl Trainer {
             let s = t.final_state().to_vec();
             let b = s.len() / h;
             new_array(py, s, &[b, h])
-        })
+        }, _g => Err(pyo3::exceptions::PyNotImplementedError::new_err(
+            "the GPU backend does not carry the state between steps; use device=\"cpu\"",
+        )))
     }
 
     /// Forget the carried state.
     fn reset_state(&mut self) {
-        dispatch!(&mut self.inner, t => t.reset_state())
+        dispatch!(&mut self.inner, t => t.reset_state(), _g => {})
     }
 
     /// Mean ‖∂E/∂x_t‖ over the batch for t = 0..T of the last step.
     fn error_signal_profile<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        dispatch!(&self.inner, t => {
-            let p = t.error_signal_profile();
-            let n = p.len();
-            new_array(py, p, &[n])
-        })
+        let p = dispatch!(&self.inner, t => t.error_signal_profile(),
+                          g => g.error_signal_profile().map_err(crate::gpu::gpu_err)?);
+        let n = p.len();
+        new_array(py, p, &[n])
     }
 
     #[getter]
     fn threads(&self) -> usize {
-        dispatch!(&self.inner, t => t.threads())
+        dispatch!(&self.inner, t => t.threads(), _g => 0)
     }
 
     #[getter]
@@ -267,6 +294,42 @@ impl Trainer {
         match self.inner {
             Inner::F32(_) => "float32",
             Inner::F64(_) => "float64",
+            #[cfg(feature = "gpu")]
+            Inner::Gpu(_) => "float32",
         }
+    }
+
+    /// "cpu", or the GPU adapter's name.
+    #[getter]
+    fn device(&self) -> String {
+        dispatch!(&self.inner, _t => "cpu".to_string(), g => g.adapter_info().name)
+    }
+}
+
+impl Trainer {
+    #[cfg(feature = "gpu")]
+    fn gpu_inner(
+        params: &Bound<'_, PyDict>,
+        config: eng::TrainerConfig,
+        dtype: Dtype,
+    ) -> PyResult<Inner> {
+        if dtype == Dtype::F64 {
+            return Err(crate::gpu::f64_unsupported());
+        }
+        Ok(Inner::Gpu(Box::new(crate::gpu::new_gpu(
+            params_from_dict(params)?,
+            config,
+        )?)))
+    }
+
+    #[cfg(not(feature = "gpu"))]
+    fn gpu_inner(
+        _params: &Bound<'_, PyDict>,
+        _config: eng::TrainerConfig,
+        _dtype: Dtype,
+    ) -> PyResult<Inner> {
+        Err(pyo3::exceptions::PyValueError::new_err(
+            "this build of rnnstab has no GPU backend (built without the `gpu` feature); use --device cpu",
+        ))
     }
 }
