@@ -696,7 +696,8 @@ impl GpuTrainer {
         self.gpu.check()
     }
 
-    /// Times each kernel on its own (submit and wait after each) for a batch; prints to stderr.
+    /// Times each kernel on its own (submit and wait after each; the best of three) for a
+    /// batch, plus an empty submit-and-wait and the whole step (one submit, one readback).
     /// A diagnostic for choosing kernel strategies, not for training.
     #[doc(hidden)]
     pub fn profile(&mut self, batch: &Batch<'_, f32>) -> Result<Vec<(&'static str, f64)>> {
@@ -709,71 +710,95 @@ impl GpuTrainer {
             .ok_or_else(|| GpuError::Device("workspace missing".into()))?;
         let k = &self.kernels;
         let persistent = self.mode == KernelMode::Persistent;
-        let stages: Vec<(&'static str, &wgpu::ComputePipeline, usize, bool)> = vec![
+        // (name, pipeline, workgroups, dispatched once per slot)
+        let mut stages: Vec<(&'static str, &wgpu::ComputePipeline, (u32, u32), bool)> =
+            if persistent {
+                vec![
+                    ("forward", &k.forward_seq, (b as u32, 1), false),
+                    ("backward", &k.backward_seq, (b as u32, 1), false),
+                ]
+            } else {
+                vec![
+                    ("forward", &k.forward_step, grid(b * h, max_dim), true),
+                    (
+                        "readout",
+                        &k.readout_step,
+                        ((b as u32).div_ceil(64), 1),
+                        true,
+                    ),
+                    ("backward", &k.backward_step, grid(b * h, max_dim), true),
+                ]
+            };
+        stages.extend([
             (
-                "forward",
-                if persistent {
-                    &k.forward_seq
-                } else {
-                    &k.forward_step
-                },
-                if persistent { b } else { b * h },
-                persistent,
+                "omega_pairs",
+                &k.omega_pairs,
+                grid(b * slots, max_dim),
+                false,
+            ),
+            ("reduce_stats", &k.reduce_stats, (1, 1), false),
+            (
+                "omega_fold",
+                &k.omega_fold,
+                grid(b * slots * h, max_dim),
+                false,
             ),
             (
-                "backward",
-                if persistent {
-                    &k.backward_seq
-                } else {
-                    &k.backward_step
-                },
-                if persistent { b } else { b * h },
-                persistent,
+                "weight_grads",
+                &k.weight_grads,
+                grid(self.n_params, max_dim),
+                false,
             ),
-            ("omega_pairs", &k.omega_pairs, b * slots, false),
-            ("reduce_stats", &k.reduce_stats, 1, true),
-            ("omega_fold", &k.omega_fold, b * slots * h, false),
-            ("weight_grads", &k.weight_grads, self.n_params, false),
-            ("grad_norm", &k.grad_norm, 1, true),
-        ];
+            ("grad_norm", &k.grad_norm, (1, 1), false),
+        ]);
         let mut out = Vec::new();
-        for (name, p, n, whole_groups) in stages.iter().cycle().take(stages.len() * 3).copied() {
-            let t0 = std::time::Instant::now();
-            let mut enc = self
-                .gpu
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: None,
-                    timestamp_writes: None,
-                });
-                pass.set_bind_group(0, &ws.main_group, &[]);
-                pass.set_bind_group(1, &ws.step_group, &[0]);
-                pass.set_pipeline(p);
-                let reps = if !persistent && (name == "forward" || name == "backward") {
-                    slots
-                } else {
-                    1
-                };
-                for t in 0..reps {
-                    pass.set_bind_group(
-                        1,
-                        &ws.step_group,
-                        &[(t.max(1) as u64 * STEP_STRIDE) as u32],
-                    );
-                    if whole_groups {
-                        pass.dispatch_workgroups(n as u32, 1, 1);
-                    } else {
-                        let (x, y) = grid(n, max_dim);
+        for (name, p, (x, y), each_slot) in stages {
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let t0 = std::time::Instant::now();
+                let mut enc = self
+                    .gpu
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+                {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: None,
+                        timestamp_writes: None,
+                    });
+                    pass.set_bind_group(0, &ws.main_group, &[]);
+                    pass.set_bind_group(1, &ws.step_group, &[0]);
+                    pass.set_pipeline(p);
+                    let reps = if each_slot { slots } else { 1 };
+                    for t in 0..reps {
+                        pass.set_bind_group(
+                            1,
+                            &ws.step_group,
+                            &[(t.max(1) as u64 * STEP_STRIDE) as u32],
+                        );
                         pass.dispatch_workgroups(x, y, 1);
                     }
                 }
+                self.gpu.queue.submit([enc.finish()]);
+                self.gpu.wait()?;
+                best = best.min(t0.elapsed().as_secs_f64());
             }
-            self.gpu.queue.submit([enc.finish()]);
-            self.gpu.wait()?;
-            out.push((name, t0.elapsed().as_secs_f64()));
+            out.push((name, best));
         }
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t0 = std::time::Instant::now();
+            self.gpu.queue.submit([]);
+            self.gpu.wait()?;
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        out.push(("empty submit+wait", best));
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t0 = std::time::Instant::now();
+            self.run(batch, false)?;
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        out.push(("whole step", best));
         Ok(out)
     }
 
