@@ -96,3 +96,9 @@ def test_run_history_shows_the_vanishing_error_signal(run_dir: Path, tmp_path: P
     assert (h.sigma_max >= h.spectral_radius - 1e-9).all()  # σ_max bounds ρ
     out = plot_history(h, tmp_path / "run.png")
     assert out.stat().st_size > 10_000
+
+
+def test_plot_draws_a_run_directory(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run.svg"
+    assert main(["plot", str(run_dir), "-o", str(out)]) == 0
+    assert "error signal" in out.read_text()

@@ -133,7 +133,7 @@ def test_missing_config_file(tmp_path: Path) -> None:
         ({"task": "temporal-order", "len": "200:50"}, "MIN ≤ MAX"),
         ({"task": "temporal-order", "hidden": 0}, "hidden must be ≥ 1"),
         ({"task": "temporal-order", "activation": "cube"}, "unknown activation"),
-        ({"task": "temporal-order", "device": "gpu"}, "--device cpu"),
+        ({"task": "temporal-order", "device": "tpu"}, "device"),
         ({"task": "temporal-order", "method": "adam"}, "unknown method"),
         ({"len": "50"}, "no task given"),
     ],

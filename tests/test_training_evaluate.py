@@ -92,3 +92,33 @@ def test_measure_error_counts_sequences_with_errors() -> None:
         params, task, length=12, sequences=2500, rng=np.random.default_rng(0), activation="tanh"
     )
     assert again == m
+
+
+def test_a_length_range_is_tested_over_the_whole_range() -> None:
+    """A model for lengths 10..30 is judged on lengths drawn from all of 10..30, not only on
+    the longest: sequences of several different lengths appear in one measurement."""
+    from rnnstab_cli import engine
+    from rnnstab_cli.taskgen import make_task
+    from rnnstab_cli.training.evaluate import measure_error
+
+    task = make_task("temporal-order")
+    seen: list[int] = []
+    real_sample = task.sample
+
+    def spy(n: int, length: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+        seen.append(length)
+        return real_sample(n, length, rng)
+
+    task.sample = spy  # type: ignore[method-assign]
+    params = engine.init_params(6, 4, 4, dtype="float32")
+    m = measure_error(
+        params,
+        task,
+        length=30,
+        min_length=10,
+        sequences=2000,
+        rng=np.random.default_rng(0),
+        activation="tanh",
+    )
+    assert m.sequences == 2000
+    assert len(set(seen)) > 3 and min(seen) >= 10 and max(seen) <= 30

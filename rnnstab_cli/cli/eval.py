@@ -1,7 +1,9 @@
 """``rnnstab eval``: score a trained checkpoint on fresh sequences of other lengths (the
-paper's generalisation test: models trained up to length 200 still solve length 400).
+paper's generalisation test: models trained up to length 200 still solve length 400); for a
+natural-task checkpoint (music, ptb-char), the table's metric on a whole split (``--split``).
 
-Exit codes: 0 measured (whatever the error rate); 2 bad usage; 4 checkpoint error; 130 Ctrl-C.
+Exit codes: 0 measured (whatever the error rate); 2 bad usage; 3 data error; 4 checkpoint
+error; 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,10 +17,17 @@ from rich.console import Console
 from rich.table import Table
 
 from rnnstab_cli.cli.common import emit_json
-from rnnstab_cli.errors import UsageError
+from rnnstab_cli.errors import CheckpointError, UsageError
 from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, TEST_SEQUENCES
-from rnnstab_cli.training.checkpoint import load_checkpoint
+from rnnstab_cli.training.checkpoint import load_checkpoint, read_state
 from rnnstab_cli.training.evaluate import STREAM_EVAL_COMMAND, measure_error
+from rnnstab_cli.training.natural import (
+    is_natural_checkpoint,
+    load_natural_checkpoint,
+    load_natural_data,
+    score_split,
+)
+from rnnstab_cli.training.natural.data import SPLITS
 
 EVAL_HELP = "\n\n".join(
     [
@@ -27,8 +36,12 @@ EVAL_HELP = "\n\n".join(
         "criterion, on 10,000 sequences by default). The paper's models generalise to "
         "sequences twice as long as those they were trained on.",
         "Example: rnnstab eval runs/to-200 --len 200 --len 400",
-        "Exit codes: 0 measured (whatever the error rate) · 2 bad usage · 4 checkpoint error · "
-        "130 interrupted.",
+        "A natural-task checkpoint (music, ptb-char) is scored on whole splits with the table's "
+        "metric: NLL per time step in nats (Table 1) or bits per character (Table 2), using the "
+        "parameters of the best validation score (--last: the last ones).",
+        "Example: rnnstab eval runs/nottingham --split valid --split test",
+        "Exit codes: 0 measured (whatever the error rate) · 2 bad usage · 3 data error · "
+        "4 checkpoint error · 130 interrupted.",
     ]
 )
 
@@ -49,15 +62,46 @@ def eval_command(
     threads: Annotated[
         int | None, typer.Option("--threads", help="Engine threads (0: one per core).")
     ] = None,
-    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per length.")] = False,
+    json_lines: Annotated[
+        bool, typer.Option("--json", help="One JSON object per length (or split).")
+    ] = False,
+    splits: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--split",
+            help="Natural tasks: train | valid | test; repeat for several. Default: test.",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Natural tasks: the data file or folder, if not where it was trained."
+        ),
+    ] = None,
+    last: Annotated[
+        bool,
+        typer.Option(
+            "--last", help="Natural tasks: score the last parameters, not the best validation's."
+        ),
+    ] = False,
 ) -> None:
     """Error rate of a trained model on N fresh sequences per length (``--help``: EVAL_HELP)."""
+    if threads is not None and threads < 0:
+        raise UsageError(f"--threads must be ≥ 0, got {threads}")
+    if is_natural_checkpoint(checkpoint):
+        if lengths:
+            raise UsageError("--len applies to synthetic-task checkpoints; use --split here")
+        _eval_natural(checkpoint, splits or ["test"], data, threads or None, json_lines, last)
+        return
+    if splits or data is not None or last:
+        read_state(checkpoint)  # a missing or damaged checkpoint is the first thing to say
+        raise UsageError(
+            "--split, --data and --last apply to natural-task checkpoints (music, ptb-char)"
+        )
     if n < 1:
         raise UsageError(f"--n must be ≥ 1, got {n}")
     if seed < 0:
         raise UsageError(f"--seed must be ≥ 0, got {seed}")
-    if threads is not None and threads < 0:
-        raise UsageError(f"--threads must be ≥ 0, got {threads}")
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt.config
     task = cfg.make_task()
@@ -110,3 +154,69 @@ def eval_command(
             "yes" if r["error_rate"] <= SOLVED_ERROR_RATE else "no",
         )
     Console(highlight=False).print(table)
+
+
+def _eval_natural(
+    checkpoint: Path,
+    splits: list[str],
+    data_path: Path | None,
+    threads: int | None,
+    json_lines: bool,
+    last: bool,
+) -> None:
+    """The table's metric of a natural-task checkpoint on whole splits."""
+    for split in splits:
+        if split not in SPLITS:
+            raise UsageError(f"unknown --split {split!r}; expected one of: {', '.join(SPLITS)}")
+    ckpt = load_natural_checkpoint(checkpoint)
+    cfg = ckpt.config if data_path is None else ckpt.config.replace(data=str(data_path))
+    data = load_natural_data(cfg)
+    if data.vocab != ckpt.vocab:
+        raise CheckpointError(
+            f"checkpoint {str(checkpoint)!r} was trained on other symbols than {data.source}"
+        )
+    st = ckpt.state
+    use_best = ckpt.best_params is not None and not last
+    params = ckpt.best_params if use_best else ckpt.params
+    assert params is not None
+    which = "best" if use_best else "last"
+    epoch = st.stopping.best_epoch if use_best else st.epochs_done
+    rows = []
+    for split in splits:
+        score = score_split(cfg, params, data, split, threads)
+        row = {
+            "event": "eval",
+            "checkpoint": str(checkpoint),
+            "task": cfg.task,
+            "dataset": cfg.dataset,
+            "preset": cfg.preset,
+            "method": cfg.method,
+            "params": which,
+            "epoch": epoch,
+            "updates": st.updates,
+            "split": split,
+            "metric": score.metric,
+            "unit": score.unit,
+            "value": score.value,
+            "nats": score.nats,
+            "predictions": score.count,
+        }
+        rows.append(row)
+        if json_lines:
+            emit_json(row)
+    if json_lines:
+        return
+    name = "NLL per time step" if cfg.metric == "nll" else "entropy"
+    table = Table(
+        title=f"{cfg.label} · {cfg.method} · {which} parameters (epoch {epoch}) · "
+        f"{st.updates:,} updates",
+        title_justify="left",
+    )
+    for col in ("split", name, "unit", "predictions"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for r in rows:
+        table.add_row(r["split"], f"{r['value']:.4f}", r["unit"], f"{r['predictions']:,}")
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a pipe or file gets the whole title, not 80 columns
+        console = Console(highlight=False, width=120)
+    console.print(table)

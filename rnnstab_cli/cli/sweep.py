@@ -26,7 +26,14 @@ from rnnstab_cli.cli.common import (
 )
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.sweep.progress import duration, make_sweep_progress
-from rnnstab_cli.sweep.run import BACKENDS, SweepPlan, SweepSummary, default_runs_dir, plan_sweep
+from rnnstab_cli.sweep.run import (
+    BACKENDS,
+    SweepPlan,
+    SweepSummary,
+    default_runs_dir,
+    plan_sweep,
+    run_sweep,
+)
 from rnnstab_cli.sweep.store import ResultStore
 
 SWEEP_HELP = "\n\n".join(
@@ -65,7 +72,9 @@ def _summary_text(s: SweepSummary) -> str:
             f"`rnnstab report {s.store} --runs --where outcome=failed`, rerun with --retry-failed."
         )
     if not s.missing:
-        lines.append(f"Store: {s.store} (rnnstab report {s.store} · rnnstab plot {s.store} -o F.png)")
+        lines.append(
+            f"Store: {s.store} (rnnstab report {s.store} · rnnstab plot {s.store} -o F.png)"
+        )
     return "\n".join(lines)
 
 
@@ -103,7 +112,9 @@ def _dry_run(plan: SweepPlan, store: Path, json_lines: bool) -> None:
 
 
 def sweep_command(
-    spec: Annotated[Path, typer.Argument(help="Sweep spec (TOML), e.g. tasks/sweeps/fig7-small.toml.")],
+    spec: Annotated[
+        Path, typer.Argument(help="Sweep spec (TOML), e.g. tasks/sweeps/fig7-small.toml.")
+    ],
     store: Annotated[
         Path, typer.Option("--store", help="SQLite result store (created if missing).")
     ],
@@ -126,7 +137,10 @@ def sweep_command(
     jobs: Annotated[
         int | None,
         typer.Option(
-            "--jobs", "-j", help="Runs at a time (default: one per core).", rich_help_panel=_EXEC
+            "--jobs",
+            "-j",
+            help="Runs at a time (default: one per core; a private Ray gets this many CPUs).",
+            rich_help_panel=_EXEC,
         ),
     ] = None,
     backend: Annotated[
@@ -154,16 +168,24 @@ def sweep_command(
     no_runs_dir: Annotated[
         bool,
         typer.Option(
-            "--no-runs-dir", help="Keep no checkpoints (interrupted runs restart).", rich_help_panel=_EXEC
+            "--no-runs-dir",
+            help="Keep no checkpoints (interrupted runs restart).",
+            rich_help_panel=_EXEC,
         ),
     ] = False,
     retry_failed: Annotated[
         bool,
-        typer.Option("--retry-failed", help="Run the grid's failed runs again.", rich_help_panel=_EXEC),
+        typer.Option(
+            "--retry-failed", help="Run the grid's failed runs again.", rich_help_panel=_EXEC
+        ),
     ] = False,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="List the planned runs and what is stored; run nothing.", rich_help_panel=_OUT),
+        typer.Option(
+            "--dry-run",
+            help="List the planned runs and what is stored; run nothing.",
+            rich_help_panel=_OUT,
+        ),
     ] = False,
     json_lines: Annotated[
         bool,
@@ -189,7 +211,7 @@ def sweep_command(
     if backend == "ray":
         from rnnstab_cli.sweep.ray_backend import _import_ray
 
-        _import_ray()  # the install hint before any work
+        _import_ray(private=address is None)  # the install hint before any work
     # The whole grid is resolved (and every run validated) here, before anything starts.
     plan = plan_sweep(spec, axes=axes or [], settings=settings or [])
     if dry_run:
@@ -203,8 +225,6 @@ def sweep_command(
         # A cluster's workers may not share this disk; checkpoints there need an explicit,
         # shared --runs-dir.
         rdir = default_runs_dir(store) if backend == "local" else None
-
-    from rnnstab_cli.sweep.run import run_sweep
 
     summary = run_sweep(
         plan,

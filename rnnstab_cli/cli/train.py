@@ -1,15 +1,18 @@
 """``rnnstab train``: train an RNN on one of the paper's synthetic tasks and say, honestly,
-whether it solved it.
+whether it solved it; or, with ``--task music|ptb-char`` (or one of their presets), train on a
+natural task epoch by epoch and report the table's metric (§4.2, Tables 1 and 2).
 
-Exit codes: 0 solved; 10 update budget exhausted without solving; 1 error (e.g. diverged with
-``nonfinite = "error"``); 2 bad usage; 3 data error; 4 checkpoint error; 130 interrupted
-(Ctrl-C; the checkpoint is saved first when ``--out``/``--resume`` names one).
+Exit codes: 0 solved, or a natural-task run that ended (there is no "solved" there); 10 update
+budget exhausted without solving; 1 error (e.g. diverged with ``nonfinite = "error"``); 2 bad
+usage; 3 data error; 4 checkpoint error; 130 interrupted (Ctrl-C; the checkpoint is saved first
+when ``--out``/``--resume`` names one).
 """
 
 from __future__ import annotations
 
 import math
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +36,19 @@ from rnnstab_cli.training.config import (
     resolve_config,
 )
 from rnnstab_cli.training.loop import run_training
+from rnnstab_cli.training.natural import (
+    NATURAL_RESUMABLE_KEYS,
+    EpochRecord,
+    NaturalConfig,
+    NaturalResult,
+    is_natural_checkpoint,
+    is_natural_selection,
+    load_natural_config,
+    resolve_natural_config,
+    run_natural,
+)
+from rnnstab_cli.training.natural.metrics import UNITS
+from rnnstab_cli.training.natural.progress import make_natural_progress
 from rnnstab_cli.training.progress import make_progress
 from rnnstab_cli.training.records import EvalRecord, RunResult, TrainingInterrupted
 
@@ -41,6 +57,7 @@ _METHOD = "Method (paper §3, §4.1)"
 _MODEL = "Model"
 _RUN = "Run"
 _OUT = "Output and checkpoints"
+_NATURAL = "Natural tasks (music, ptb-char: §4.2)"
 
 
 def _duration(seconds: float) -> str:
@@ -58,7 +75,8 @@ def summary_text(result: RunResult) -> str:
     if result.test_error is None or not math.isfinite(result.test_error):
         error = "no test error measured"
     else:
-        sample = f"{result.test_sequences:,} fresh sequences of length {c.eval_length}"
+        lengths = f"length {c.eval_length}" if c.length.fixed else f"lengths {c.length}"
+        sample = f"{result.test_sequences:,} fresh sequences of {lengths}"
         error = f"test error {100 * result.test_error:.2f}% on {sample}"
     lines = [
         f"{verdict}: {c.label} (len {c.length}) with {c.method}: {error} "
@@ -74,6 +92,39 @@ def summary_text(result: RunResult) -> str:
         lines.append(f"The update budget (--max-updates {c.max_updates}) is exhausted; {more}.")
     if result.out_dir is not None:
         lines.append(f"Checkpoint: {result.out_dir}")
+    return "\n".join(lines)
+
+
+_OUTCOME_TEXT = {
+    "epochs_done": "the epoch budget (--epochs {epochs}) is used up",
+    "max_updates": "the update budget (--max-updates {max_updates}) is used up",
+    "early_stopped": "early stop: {patience} epochs without a better validation score",
+}
+
+
+def _score(x: float | None) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:.4f}"
+
+
+def natural_summary_text(result: NaturalResult) -> str:
+    """The human summary of a natural-task run (stdout)."""
+    c = result.config
+    unit = UNITS[c.metric]
+    name = "NLL" if c.metric == "nll" else "entropy"
+    stop = _OUTCOME_TEXT[result.outcome].format(
+        epochs=c.epochs, max_updates=c.max_updates, patience=c.patience
+    )
+    lines = [
+        f"{c.label} with {c.method}: validation {name} {_score(result.valid)} {unit} "
+        f"(untrained {_score(result.untrained_valid)}; best {_score(result.best_valid)} after "
+        f"epoch {result.best_epoch if result.best_epoch is not None else '–'}), after "
+        f"{result.epochs_done} complete epoch(s), {result.updates:,} updates in "
+        f"{_duration(result.wall_time)}; {stop}.",
+    ]
+    if result.out_dir is not None:
+        lines.append(
+            f"Checkpoint: {result.out_dir} (score it: rnnstab eval {result.out_dir} --split test)"
+        )
     return "\n".join(lines)
 
 
@@ -116,6 +167,81 @@ def _resumed_config(resume: Path, flags: dict[str, Any]) -> TrainConfig:
                 + " may"
             )
     return saved.replace(**changes) if changes else saved
+
+
+def _resumed_natural_config(resume: Path, flags: dict[str, Any]) -> NaturalConfig:
+    """A natural checkpoint's config with the options a resumed run may change."""
+    saved = load_natural_config(resume)
+    given = normalise_layer(
+        {k: v for k, v in flags.items() if v is not None}, source="command line"
+    )
+    if "len" in given:
+        given["seq_len"] = given.pop("len").lo
+    changes: dict[str, Any] = {}
+    for key, value in given.items():
+        if key in NATURAL_RESUMABLE_KEYS:
+            changes[key] = value
+            continue
+        current = getattr(saved, key, None)
+        same_task = key == "task" and value in (saved.task, saved.preset)
+        if value != current and not same_task:
+            raise UsageError(
+                f"--{key.replace('_', '-')} cannot change when resuming (the checkpoint has "
+                f"{current!s}); only "
+                + ", ".join(f"--{k.replace('_', '-')}" for k in NATURAL_RESUMABLE_KEYS)
+                + " may"
+            )
+    return saved.replace(**changes) if changes else saved
+
+
+def _train_natural(
+    cfg: NaturalConfig, out: Path | None, resume: bool, json_lines: bool, quiet: bool
+) -> None:
+    """Run a natural task; exit 0 at its end (there is no "solved" notion)."""
+
+    def on_epoch(record: EpochRecord) -> None:
+        if json_lines:
+            emit_json(record.to_json())
+
+    try:
+        result = run_natural(
+            cfg,
+            out_dir=out,
+            resume=resume,
+            on_epoch=on_epoch,
+            progress=make_natural_progress(quiet, plain=json_lines),
+        )
+    except TrainingInterrupted as stop:
+        _interrupted(stop, json_lines, natural=True)
+    if json_lines:
+        emit_json(result.to_json())
+    else:
+        print(natural_summary_text(result), flush=True)
+    raise typer.Exit(EXIT_OK)
+
+
+def _interrupted(
+    stop: TrainingInterrupted, json_lines: bool, natural: bool = False
+) -> typing.NoReturn:
+    if json_lines:
+        saved = str(stop.checkpoint) if stop.checkpoint else None
+        solved = {} if natural else {"solved": False}  # natural tasks have no "solved"
+        emit_json(
+            {
+                "event": "summary",
+                **solved,
+                "outcome": "interrupted",
+                "updates": stop.updates,
+                "checkpoint": saved,
+            }
+        )
+    where = (
+        f"; checkpoint saved, continue with --resume {stop.checkpoint}"
+        if stop.checkpoint
+        else "; no checkpoint (use --out DIR to keep one)"
+    )
+    note_interrupt(f"Interrupted at {stop.updates:,} updates{where}.")
+    raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def train(
@@ -232,6 +358,26 @@ def train(
     device: Annotated[
         str | None, typer.Option("--device", help="cpu | gpu.", rich_help_panel=_RUN)
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            help="jsb | nottingham | piano-midi | musedata (with --task music) | ptb-char.",
+            rich_help_panel=_NATURAL,
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="The data file or folder (default: the folder in $RNNSTAB_DATA).",
+            rich_help_panel=_NATURAL,
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option("--epochs", help="Epoch budget.", rich_help_panel=_NATURAL),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Keep a checkpoint in this directory.", rich_help_panel=_OUT),
@@ -259,7 +405,8 @@ def train(
         typer.Option(
             "--diagnostics/--no-diagnostics",
             help=(
-                "Gradient-flow diagnostics at every evaluation (on by default; ~0.1% of the time): ‖∂E/∂x_k‖ against the "
+                "Gradient-flow diagnostics at every evaluation (on by default; ~0.1% of the "
+                "time): ‖∂E/∂x_k‖ against the "
                 "lag T−k, ρ(W_rec) and σ_max(W_rec) against 1/γ, Ω's pairs (in --json lines and "
                 "the checkpoint's metrics log; `rnnstab plot RUN_DIR` draws them)."
             ),
@@ -288,20 +435,26 @@ def train(
         "alpha": alpha, "lr": lr, "optimizer": optimizer, "hidden": hidden,
         "activation": activation, "init": init, "init_scale": init_scale, "batch": batch,
         "seed": seed, "max_updates": max_updates, "eval_every": eval_every, "threads": threads,
-        "dtype": dtype, "device": device, "diagnostics": diagnostics,
+        "dtype": dtype, "device": device, "diagnostics": diagnostics, "dataset": dataset,
+        "data": str(data) if data is not None else None, "epochs": epochs,
     }  # fmt: skip
     extra = parse_settings(settings or [])
     both = sorted(k for k in extra if flags.get(k) is not None)
     if both:
         raise UsageError(f"{both[0]} is given both as a flag and with --set")
     flags = extra | {k: v for k, v in flags.items() if v is not None}
+    if resume is not None and config is not None:
+        raise UsageError(
+            "--config cannot be combined with --resume: the checkpoint holds the config"
+        )
+    if resume is not None and out is not None and out.resolve() != resume.resolve():
+        raise UsageError("--resume continues in its own directory; leave out --out")
+    if resume is not None and is_natural_checkpoint(resume):
+        cfg_n = _resumed_natural_config(resume, flags)
+        _train_natural(cfg_n, resume, True, json_lines, quiet)
+    if resume is None and is_natural_selection(flags, config):
+        _train_natural(resolve_natural_config(flags, config), out, False, json_lines, quiet)
     if resume is not None:
-        if config is not None:
-            raise UsageError(
-                "--config cannot be combined with --resume: the checkpoint holds the config"
-            )
-        if out is not None and out.resolve() != resume.resolve():
-            raise UsageError("--resume continues in its own directory; leave out --out")
         cfg = _resumed_config(resume, flags)
         out = resume
     else:
@@ -320,24 +473,7 @@ def train(
             progress=make_progress(quiet, plain=json_lines),
         )
     except TrainingInterrupted as stop:
-        if json_lines:
-            saved = str(stop.checkpoint) if stop.checkpoint else None
-            emit_json(
-                {
-                    "event": "summary",
-                    "solved": False,
-                    "outcome": "interrupted",
-                    "updates": stop.updates,
-                    "checkpoint": saved,
-                }
-            )
-        where = (
-            f"; checkpoint saved, continue with --resume {stop.checkpoint}"
-            if stop.checkpoint
-            else "; no checkpoint (use --out DIR to keep one)"
-        )
-        note_interrupt(f"Interrupted at {stop.updates:,} updates{where}.")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        _interrupted(stop, json_lines)
 
     if json_lines:
         emit_json(result.to_json())
@@ -352,9 +488,16 @@ TRAIN_HELP = "\n\n".join(
         "Solved means at most 1% errors on 10,000 fresh test sequences (the paper's criterion). "
         "Every evaluation first screens 1,000 sequences and measures the full 10,000 only when "
         "the screen is at or below 1%; solved is only ever declared on the full 10,000. For a "
-        "length range (--len 50:200) test sequences have the longest length.",
+        "length range (--len 50:200) the test sequences' lengths are drawn from the whole range, "
+        "as in training, so solved means solved at every length.",
         "Settings: preset (tasks/NAME.toml) < --config FILE < flags.",
         "Example: rnnstab train --task temporal-order --len 200 --method sgd-cr",
+        "Natural tasks (§4.2): --task music --dataset jsb|nottingham|piano-midi|musedata "
+        "(Table 1, NLL per time step) or --task ptb-char (Table 2, bits per character; the "
+        "preset ptb-char-5ahead predicts the 5th character ahead), epoch by epoch, data from "
+        "--data PATH or $RNNSTAB_DATA; --json prints one line per epoch. Such a run exits 0 "
+        "when its budget (--epochs, --max-updates) or its patience ends.",
+        "Example: rnnstab train --task music --dataset nottingham --method sgd-cr --epochs 5",
         EXIT_CODES_HELP,
     ]
 )

@@ -19,6 +19,13 @@ Methods (the paper's names, §4.1):
 ``clip_mode`` set explicitly (file or flag) overrides the method's clipping, e.g. ``sgd-c`` with
 ``clip_mode = "value"`` is Mikolov's element-wise clipping. An explicit non-zero ``alpha`` with a
 method that has Ω off is a contradiction and is refused.
+
+The paper's natural tasks (§4.2: polyphonic music, character-level Penn Treebank) share these
+layers and keys, plus the epoch-based keys of :data:`NATURAL_KEYS`; their presets
+(``tasks/music-*.toml``, ``tasks/ptb-char*.toml``) resolve to a
+:class:`~rnnstab_cli.training.natural.config.NaturalConfig` through
+:func:`~rnnstab_cli.training.natural.config.resolve_natural_config`. :func:`resolve_config` and
+:func:`preset_names` stay about the synthetic tasks.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ OMEGA_FORMS: Final[tuple[str, ...]] = ("norm", "squared")
 TIME_REDUCTIONS: Final[tuple[str, ...]] = ("sum", "mean")
 DTYPES: Final[tuple[str, ...]] = ("float32", "float64")
 DEVICES: Final[tuple[str, ...]] = ("cpu", "gpu")
+#: The paper's natural tasks (§4.2), trained epoch by epoch (:mod:`.natural`).
+NATURAL_TASKS: Final[tuple[str, ...]] = ("music", "ptb-char")
 
 #: Updates per engine call when the config does not say: large enough that Python is out of
 #: the per-step path, small enough that Ctrl-C and progress stay responsive.
@@ -90,7 +99,26 @@ CONFIG_KEYS: Final[dict[str, str]] = {
     "device": "cpu | gpu",
     "diagnostics": "true | false: gradient-flow diagnostics at every evaluation (default true)",
     "description": "free text, shown by `rnnstab tasks`; ignored for training",
+    # The natural tasks (§4.2) only:
+    "dataset": "natural tasks: jsb | nottingham | piano-midi | musedata | ptb-char",
+    "data": "natural tasks: the data file or folder (default: $RNNSTAB_DATA)",
+    "epochs": "natural tasks: epoch budget",
+    "seq_len": "natural tasks: time steps per training sequence or segment (paper: 200)",
+    "lr_halving": "natural tasks: halve the learning rate after an epoch whose training error rose",
+    "alpha_schedule": "natural tasks: constant | 1/t (α_t = α₀/t, t the epoch, from 1)",
+    "ahead": "ptb-char: predict the symbol this many steps ahead (1; 5 for §4.2's variant)",
+    "patience": "natural tasks: stop after this many epochs without a better validation score "
+    "(0: never)",
+    "train_biases": "natural tasks: false keeps the biases at zero (the paper's PTB model)",
+    "predict_first": "music: also predict each piece's first frame, from a silent frame",
+    "per_method": "natural presets: settings per method, e.g. [per_method.sgd-c] lr = 0.01",
 }
+
+#: Keys that only the natural tasks use; a synthetic run refuses them.
+NATURAL_KEYS: Final[frozenset[str]] = frozenset(
+    {"dataset", "data", "epochs", "seq_len", "lr_halving", "alpha_schedule", "ahead", "patience",
+     "train_biases", "predict_first", "per_method"}
+)  # fmt: skip
 
 #: Keys that decide the trajectory of a run; a resumed run must agree on all of them.
 TRAJECTORY_KEYS: Final[tuple[str, ...]] = (
@@ -199,8 +227,6 @@ class TrainConfig:
             object.__setattr__(self, "chunk", self.default_chunk())
 
     def _validate(self) -> None:
-        if self.device == "gpu":
-            raise UsageError("the GPU backend is not built yet; use --device cpu")
         _choice("device", self.device, DEVICES)
         _choice("method", self.method, METHODS)
         _choice("activation", self.activation, ACTIVATIONS)
@@ -248,7 +274,8 @@ class TrainConfig:
 
     @property
     def eval_length(self) -> int:
-        """Test sequences use the longest training length (the hardest case of a range)."""
+        """The longest test length; for a range, test lengths are drawn from all of it
+        (see :func:`~.evaluate.measure_error`)."""
         return self.length.hi
 
     @property
@@ -308,14 +335,17 @@ def _finite_at_least(name: str, value: object, minimum: float, *, strict: bool =
 
 _INT_KEYS: Final = frozenset(
     {"hidden", "batch", "seed", "max_updates", "eval_every", "chunk", "eval_sequences",
-     "screen_sequences", "threads"}
+     "screen_sequences", "threads", "epochs", "seq_len", "ahead", "patience"}
 )  # fmt: skip
-_BOOL_KEYS: Final = frozenset({"diagnostics"})
+_BOOL_KEYS: Final = frozenset({"diagnostics", "lr_halving", "train_biases", "predict_first"})
 _FLOAT_KEYS: Final = frozenset({"init_scale", "lr", "momentum", "clip", "alpha"})
 _STR_KEYS: Final = frozenset(
     {"task", "method", "activation", "init", "optimizer", "clip_mode", "omega_form",
-     "time_reduction", "nonfinite", "dtype", "device", "description", "preset"}
+     "time_reduction", "nonfinite", "dtype", "device", "description", "preset", "dataset",
+     "data", "alpha_schedule"}
 )  # fmt: skip
+#: Keys a ``per_method`` table may not set: they choose what the table applies to.
+_PER_METHOD_FORBIDDEN: Final = frozenset({"task", "method", "per_method", "preset", "dataset"})
 
 
 def normalise_layer(
@@ -363,7 +393,28 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not isinstance(value, Mapping):
             raise bad("a table")
         return dict(value)
+    if key == "per_method":
+        return _coerce_per_method(value, source)
     raise AssertionError(f"unhandled config key {key}")  # CONFIG_KEYS and the sets disagree
+
+
+def _coerce_per_method(value: Any, source: str) -> dict[str, dict[str, Any]]:
+    """``{method: {key: value}}`` with each inner table checked like a layer of its own."""
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{source}: per_method must be a table of tables, got {value!r}")
+    out: dict[str, dict[str, Any]] = {}
+    for method, table in value.items():
+        where = f"{source}: per_method.{method}"
+        if method not in METHODS:
+            raise UsageError(f"{where}: unknown method; expected one of: {', '.join(METHODS)}")
+        if not isinstance(table, Mapping):
+            raise UsageError(f"{where} must be a table, got {table!r}")
+        layer = normalise_layer(table, source=where)
+        bad = sorted(_PER_METHOD_FORBIDDEN & set(layer))
+        if bad:
+            raise UsageError(f"{where}: {bad[0]} cannot depend on the method")
+        out[method] = layer
+    return out
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -392,10 +443,38 @@ def preset_dir() -> Path:
     return Path(env) if env else _DEFAULT_PRESET_DIR
 
 
-def preset_names() -> list[str]:
-    """Names of the presets found in :func:`preset_dir`, sorted."""
+def _preset_is_natural(path: Path) -> bool:
+    """Whether a preset file sets up a natural task. A file that cannot be read counts as
+    synthetic, so the error surfaces, with its message, when that preset is loaded."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return data.get("task", path.stem) in NATURAL_TASKS
+
+
+def _all_presets() -> list[Path]:
     d = preset_dir()
-    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+    return sorted(d.glob("*.toml")) if d.is_dir() else []
+
+
+def preset_names() -> list[str]:
+    """Names of the synthetic-task presets found in :func:`preset_dir`, sorted (the natural
+    tasks' presets are in :func:`natural_preset_names`: they resolve to another config)."""
+    return [p.stem for p in _all_presets() if not _preset_is_natural(p)]
+
+
+def natural_preset_names() -> list[str]:
+    """Names of the natural-task presets (music, ptb-char) found in :func:`preset_dir`."""
+    return [p.stem for p in _all_presets() if _preset_is_natural(p)]
+
+
+def is_natural_preset(name: str) -> bool:
+    """Whether ``name`` is a natural task or a preset file that sets one up."""
+    if name in NATURAL_TASKS:
+        return True
+    path = preset_dir() / f"{name}.toml"
+    return path.is_file() and _preset_is_natural(path)
 
 
 def load_preset(name: str) -> dict[str, Any]:
@@ -429,10 +508,21 @@ def resolve_config(
     file_layer.pop("task", None)
     if selector is None:
         raise UsageError("no task given: use --task NAME (see `rnnstab tasks`)")
+    if is_natural_preset(selector):
+        raise UsageError(
+            f"{selector!r} is a natural task (§4.2), trained epoch by epoch: run it with "
+            "`rnnstab train`, or resolve it with training.natural.resolve_natural_config"
+        )
     preset = load_preset(selector)
     explicit = {**file_layer, **flag_layer}
     merged = {**preset, **explicit}
     merged.pop("description", None)
+    natural_only = sorted(NATURAL_KEYS & set(merged))
+    if natural_only:
+        raise UsageError(
+            f"{natural_only[0]} applies to the natural tasks ({', '.join(NATURAL_TASKS)}) "
+            f"only, not to {selector!r}"
+        )
 
     method = merged.get("method", "sgd-cr")
     _choice("method", method, METHODS)

@@ -19,6 +19,9 @@ from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, Task
 
 #: Sequences per forward call: bounds memory (the engine keeps (B, T, H) states) at any length.
 EVAL_BATCH = 1000
+#: Sequences per drawn length when testing a length range: 10,000 test sequences then cover
+#: 40 lengths of the range.
+RANGE_BATCH = 250
 
 #: RNG stream tags: (seed, tag, index) keeps training data, screens, full tests and the eval
 #: command's test sets apart.
@@ -62,17 +65,25 @@ def measure_error(
     *,
     length: int,
     sequences: int,
+    min_length: int | None = None,
     rng: np.random.Generator,
     activation: str,
     threads: int | None = None,
 ) -> ErrorMeasurement:
-    """Error count of the model ``params`` on ``sequences`` fresh sequences from ``rng``."""
+    """Error count of the model ``params`` on ``sequences`` fresh sequences from ``rng``.
+
+    With ``min_length`` below ``length`` the test covers the range as training does: each
+    group of :data:`RANGE_BATCH` sequences has a length drawn uniformly from
+    [min_length, length], so a model trained for a range is judged on all of it.
+    """
     dtype = params["W_rec"].dtype
+    ranged = min_length is not None and min_length < length
     errors = 0
     done = 0
     while done < sequences:
-        n = min(EVAL_BATCH, sequences - done)
-        batch = task.sample(n, length, rng)
+        n = min(RANGE_BATCH if ranged else EVAL_BATCH, sequences - done)
+        t = int(rng.integers(min_length, length + 1)) if ranged else length
+        batch = task.sample(n, t, rng)
         inputs = batch.inputs if batch.inputs.dtype == dtype else batch.inputs.astype(dtype)
         outputs = forward(params, inputs, activation, threads=threads)  # (T, B, O)
         errors += int(np.count_nonzero(task.errors(outputs, batch)))
@@ -87,6 +98,7 @@ def judge(
     length: int,
     seed: int,
     at_update: int,
+    min_length: int | None = None,
     full_sequences: int,
     screen_sequences: int,
     activation: str,
@@ -100,7 +112,12 @@ def judge(
     (Keyed by the update count rather than an evaluation counter, which the extra evaluation
     at the end of a budget would shift.)
     """
-    common = {"length": length, "activation": activation, "threads": threads}
+    common = {
+        "length": length,
+        "min_length": min_length,
+        "activation": activation,
+        "threads": threads,
+    }
     if not force_full and 0 < screen_sequences < full_sequences:
         screen_rng = np.random.default_rng([seed, STREAM_SCREEN, at_update])
         screen = measure_error(params, task, sequences=screen_sequences, rng=screen_rng, **common)

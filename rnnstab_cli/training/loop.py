@@ -108,6 +108,7 @@ def _evaluate(
         params,
         task,
         length=config.eval_length,
+        min_length=config.length.lo,
         seed=config.seed,
         at_update=state.updates,
         full_sequences=config.eval_sequences,

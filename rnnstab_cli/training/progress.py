@@ -89,7 +89,7 @@ class RichProgress:
         self.console.print(f"[bold]rnnstab train[/] {run_title(config)}", highlight=False)
         if not config.length.fixed:
             self.console.print(
-                f"  test sequences have the longest training length, {config.eval_length}",
+                f"  test lengths are drawn from the training range {config.length}",
                 highlight=False,
             )
         if updates:
@@ -151,7 +151,7 @@ class LogProgress:
 
     def start(self, config: TrainConfig, updates: int, wall_time: float) -> None:
         where = f", resuming at {updates} updates" if updates else ""
-        tested = "" if config.length.fixed else f", tested at length {config.eval_length}"
+        tested = "" if config.length.fixed else f", tested on lengths {config.length}"
         self._print(f"training {run_title(config)}{tested}{where}")
         self._last_line = time.monotonic()
 

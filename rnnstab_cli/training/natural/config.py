@@ -1,0 +1,287 @@
+"""What a natural-task run is: :class:`NaturalConfig`, and how presets, config files and flags
+resolve to one (:func:`resolve_natural_config`).
+
+The layers are the synthetic tasks' (see :mod:`rnnstab_cli.training.config`), with one more
+step for settings the paper gives per method (e.g. PTB's learning rate: 0.01 with clipping only,
+0.05 with Ω, 0.001 without clipping)::
+
+    preset  <  preset's [per_method.<method>]  <  --config FILE  <  its [per_method.<method>]
+            <  flags
+
+``--task music --dataset NAME`` selects the preset ``music-NAME``; ``--task ptb-char`` the preset
+``ptb-char``; any natural preset may also be named directly (``--task ptb-char-5ahead``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from rnnstab_cli.datasets import DATASETS
+from rnnstab_cli.engine import ACTIVATIONS, CLIP_MODES, INITS, NONFINITE_POLICIES, OPTIMIZERS
+from rnnstab_cli.errors import UsageError
+from rnnstab_cli.training.config import (
+    CONFIG_KEYS,
+    DTYPES,
+    METHODS,
+    NATURAL_TASKS,
+    OMEGA_FORMS,
+    TIME_REDUCTIONS,
+    LengthRange,
+    is_natural_preset,
+    load_preset,
+    normalise_layer,
+    preset_dir,
+    read_config_file,
+)
+from rnnstab_cli.training.natural.schedule import alpha_at
+
+MUSIC_DATASETS: Final[tuple[str, ...]] = tuple(n for n, s in DATASETS.items() if s.kind == "music")
+ALPHA_SCHEDULES: Final[tuple[str, ...]] = ("constant", "1/t")
+
+#: Keys of the synthetic tasks that mean nothing for an epoch-based run.
+SYNTHETIC_ONLY: Final[frozenset[str]] = frozenset(
+    {"task_options", "eval_every", "chunk", "eval_sequences", "screen_sequences", "diagnostics"}
+)
+#: Keys a resumed natural run may change: budgets, early stopping, threads, where the data is.
+NATURAL_RESUMABLE_KEYS: Final[tuple[str, ...]] = (
+    "epochs", "max_updates", "patience", "threads", "data",
+)  # fmt: skip
+
+
+def _choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"unknown {key} {value!r}; expected one of: {', '.join(choices)}")
+
+
+def _int_at_least(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise UsageError(f"{name} must be ≥ {minimum}, got {value}")
+
+
+def _number_at_least(name: str, value: object, minimum: float, *, strict: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or value != value or value in (float("inf"), float("-inf")):  # type: ignore[operator]
+        raise UsageError(f"{name} must be a finite number, got {value!r}")
+    if value < minimum or (strict and value == minimum):  # type: ignore[operator]
+        raise UsageError(f"{name} must be {'>' if strict else '≥'} {minimum:g}, got {value:g}")
+
+
+@dataclass(frozen=True)
+class NaturalConfig:
+    """A fully resolved natural-task run; ``__post_init__`` validates every value.
+
+    The defaults are neutral; the paper's numbers live in the presets (``tasks/*.toml``).
+    """
+
+    task: str  # "music" or "ptb-char"
+    dataset: str
+    preset: str | None = None
+    data: str | None = None  # None: $RNNSTAB_DATA
+    method: str = "sgd-cr"
+    hidden: int = 300
+    activation: str = "sigmoid"
+    init: str = "normal"
+    init_scale: float = 0.1
+    lr: float = 1.0
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    clip_mode: str = "norm"
+    clip: float = 8.0
+    alpha: float = 0.0
+    alpha_schedule: str = "constant"
+    lr_halving: bool = True
+    omega_form: str = "norm"
+    time_reduction: str = "mean"
+    nonfinite: str = "skip"
+    batch: int = 1
+    seq_len: int = 200
+    ahead: int = 1
+    train_biases: bool = True
+    predict_first: bool = False
+    seed: int = 0
+    epochs: int = 100
+    max_updates: int = 0  # 0: no update budget, only epochs
+    patience: int = 0  # 0: no early stopping
+    threads: int | None = None
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        _choice("task", self.task, NATURAL_TASKS)
+        datasets = MUSIC_DATASETS if self.task == "music" else ("ptb-char",)
+        if self.dataset not in datasets:
+            raise UsageError(
+                f"data set {self.dataset!r} does not fit task {self.task!r}; expected one of: "
+                f"{', '.join(datasets)}"
+            )
+        _choice("method", self.method, METHODS)
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("init", self.init, INITS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("clip mode", self.clip_mode, CLIP_MODES)
+        _choice("omega form", self.omega_form, OMEGA_FORMS)
+        _choice("time reduction", self.time_reduction, TIME_REDUCTIONS)
+        _choice("non-finite policy", self.nonfinite, NONFINITE_POLICIES)
+        _choice("alpha schedule", self.alpha_schedule, ALPHA_SCHEDULES)
+        _choice("dtype", self.dtype, DTYPES)
+        for name in ("hidden", "batch", "seq_len", "ahead", "epochs"):
+            _int_at_least(name, getattr(self, name), 1)
+        for name in ("seed", "max_updates", "patience"):
+            _int_at_least(name, getattr(self, name), 0)
+        if self.threads is not None:
+            _int_at_least("threads", self.threads, 1)
+        _number_at_least("lr", self.lr, 0.0, strict=True)
+        _number_at_least("clip", self.clip, 0.0, strict=True)
+        _number_at_least("alpha", self.alpha, 0.0)
+        _number_at_least("init_scale", self.init_scale, 0.0)
+        if not (isinstance(self.momentum, int | float) and 0.0 <= self.momentum < 1.0):
+            raise UsageError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.method != "sgd-cr" and self.alpha != 0.0:
+            raise UsageError(
+                f"alpha {self.alpha} needs --method sgd-cr (Ω is off with {self.method})"
+            )
+        if self.task == "music" and self.ahead != 1:
+            raise UsageError("ahead applies to ptb-char only; music predicts the next frame")
+        if self.task == "ptb-char" and self.predict_first:
+            raise UsageError("predict_first applies to music only")
+        for name in ("lr_halving", "train_biases", "predict_first"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    @property
+    def label(self) -> str:
+        """Preset (or task and data set) name, for people."""
+        return self.preset or f"{self.task}:{self.dataset}"
+
+    @property
+    def loss(self) -> str:
+        """Sigmoid outputs with per-note Bernoulli NLL for piano rolls; softmax for symbols."""
+        return "bce" if self.task == "music" else "softmax_ce"
+
+    @property
+    def metric(self) -> str:
+        """Table 1: NLL per time step (nats); Table 2: bits per character."""
+        return "nll" if self.task == "music" else "bpc"
+
+    def alpha_at(self, epoch: int) -> float:
+        """α during epoch ``epoch`` (1-based): α₀, or α₀/t with the ``1/t`` schedule."""
+        return alpha_at(self.alpha, self.alpha_schedule, epoch)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings under config-file keys (None values left out); :meth:`from_dict`
+        reads it back."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> NaturalConfig:
+        layer = normalise_layer(data, source=source, allow_preset=True)
+        layer.pop("description", None)
+        layer.pop("per_method", None)
+        if "task" not in layer or "dataset" not in layer:
+            raise UsageError(f"{source}: needs both 'task' and 'dataset'")
+        return cls(**layer)
+
+    def replace(self, **changes: Any) -> NaturalConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def is_natural_selection(
+    flags: Mapping[str, Any] | None, config_file: str | os.PathLike[str] | None
+) -> bool:
+    """Whether the task chosen by ``flags`` (else the config file) is a natural one."""
+    selector = (flags or {}).get("task")
+    if selector is None and config_file is not None:
+        selector = read_config_file(config_file).get("task")
+    return selector is not None and is_natural_preset(str(selector))
+
+
+def _preset_for(selector: str, dataset: str | None) -> str | None:
+    """The preset file behind a selector: ``music`` + data set → ``music-<dataset>``."""
+    if selector == "music":
+        if dataset is None:
+            raise UsageError(f"--task music needs --dataset, one of: {', '.join(MUSIC_DATASETS)}")
+        name = f"music-{dataset}"
+    else:
+        name = selector
+    return name if (preset_dir() / f"{name}.toml").is_file() else None
+
+
+def _with_method(layer: dict[str, Any], method: str) -> dict[str, Any]:
+    """A layer with its ``per_method`` table for ``method`` applied on top."""
+    per = layer.pop("per_method", {})
+    return {**layer, **per.get(method, {})}
+
+
+def resolve_natural_config(
+    flags: Mapping[str, Any] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> NaturalConfig:
+    """Merge the layers (see the module docstring) into a validated :class:`NaturalConfig`.
+
+    ``flags`` holds only the options the user gave (``None`` values are ignored), under
+    :data:`~rnnstab_cli.training.config.CONFIG_KEYS` names. ``len`` is accepted as ``seq_len``.
+    """
+    file_layer = read_config_file(config_file) if config_file is not None else {}
+    flag_layer = normalise_layer(
+        {k: v for k, v in (flags or {}).items() if v is not None}, source="command line"
+    )
+    selector = flag_layer.pop("task", None) or file_layer.get("task")
+    file_layer.pop("task", None)
+    if selector is None or not is_natural_preset(selector):
+        raise UsageError(f"{selector!r} is not a natural task ({', '.join(NATURAL_TASKS)})")
+    dataset = flag_layer.get("dataset", file_layer.get("dataset"))
+    preset_name = _preset_for(selector, dataset)
+    preset = load_preset(preset_name) if preset_name else {"task": selector}
+    preset.pop("description", None)
+    if dataset is None:
+        dataset = preset.get("dataset", "ptb-char" if preset["task"] == "ptb-char" else None)
+    explicit_plain = {**file_layer, **flag_layer}
+    explicit_plain.pop("per_method", None)
+    method = explicit_plain.get("method", preset.get("method", "sgd-cr"))
+    _choice("method", method, METHODS)
+    explicit = {**_with_method(dict(file_layer), method), **flag_layer}
+    merged = {**_with_method(dict(preset), method), **explicit}
+    merged.pop("description", None)
+    merged["dataset"] = dataset
+    merged["method"] = method
+
+    synthetic = sorted(SYNTHETIC_ONLY & set(merged))
+    if synthetic:
+        raise UsageError(f"{synthetic[0]} applies to the synthetic tasks only, not to {selector!r}")
+    device = merged.pop("device", "cpu")
+    if device != "cpu":
+        raise UsageError(f"the natural tasks run on the CPU engine; --device {device} is not built")
+    if "len" in merged:
+        length = merged.pop("len")
+        if not isinstance(length, LengthRange) or not length.fixed:
+            raise UsageError(f"the natural tasks train on a fixed --len (seq_len), got {length}")
+        if explicit.get("seq_len", length.lo) != length.lo:
+            raise UsageError(f"--len {length} and seq_len {explicit['seq_len']} disagree")
+        merged["seq_len"] = length.lo
+    if "clip_mode" not in explicit:
+        merged["clip_mode"] = "none" if method == "sgd" else "norm"
+    if method != "sgd-cr":
+        if explicit.get("alpha", 0.0) != 0.0:
+            raise UsageError(
+                f"--alpha {explicit['alpha']:g} needs --method sgd-cr (Ω is off with {method})"
+            )
+        merged["alpha"] = 0.0
+    merged["preset"] = preset_name
+    unknown = set(merged) - {f.name for f in dataclasses.fields(NaturalConfig)}
+    if unknown:  # a CONFIG_KEYS key NaturalConfig does not have: a bug, not a user error
+        raise AssertionError(f"unhandled keys {sorted(unknown)} (CONFIG_KEYS: {len(CONFIG_KEYS)})")
+    return NaturalConfig(**merged)
+
+
+def natural_preset_config(name: str, **flags: Any) -> NaturalConfig:
+    """Natural preset ``name`` (or ``music`` with ``dataset=...``) with optional overrides."""
+    return resolve_natural_config({"task": name, **flags})

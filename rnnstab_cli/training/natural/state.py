@@ -1,0 +1,108 @@
+"""Where a natural-task run stands: the counters that, with the config and the tensors in the
+checkpoint, fix everything that follows (so a resumed run continues bit for bit)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from rnnstab_cli.engine import StepStats
+from rnnstab_cli.training.natural.schedule import EarlyStopping
+
+
+@dataclass(frozen=True)
+class EpochTotals:
+    """Sums over the updates done so far in the current epoch.
+
+    ``nats / count`` is the epoch's running training error, measured before each update on
+    that update's batch: with the summed cost (``time_reduction = "sum"``) ``nats`` is the total
+    NLL and ``count`` the scored steps (exact per-step NLL); with the mean over the sequence
+    (``"mean"``) the engine reports each sequence's per-step mean, so ``nats`` sums those and
+    ``count`` counts sequences (a per-step NLL weighted by sequence, not by step).
+    """
+
+    updates: int = 0
+    finite: int = 0
+    nats: float = 0.0
+    count: float = 0.0
+    grad_norm_sum: float = 0.0
+    grad_norm_max: float = 0.0
+    omega_sum: float = 0.0
+    clipped: int = 0
+    skipped: int = 0
+    seconds: float = 0.0  # training time of this epoch's updates, over all sessions
+
+    def add(
+        self, st: StepStats, batch: int, steps: int, summed: bool, seconds: float
+    ) -> EpochTotals:
+        """Account for one update on ``batch`` sequences with ``steps`` scored steps."""
+        ok = not st.skipped and math.isfinite(st.loss) and math.isfinite(st.grad_norm)
+        out = replace(
+            self,
+            updates=self.updates + 1,
+            clipped=self.clipped + int(st.clipped),
+            skipped=self.skipped + int(st.skipped),
+            seconds=self.seconds + seconds,
+        )
+        if not ok:
+            return out
+        # The engine's E is (1/B)·Σ_b: B·E undoes the batch mean.
+        return replace(
+            out,
+            finite=self.finite + 1,
+            nats=self.nats + st.loss * batch,
+            count=self.count + (steps if summed else batch),
+            grad_norm_sum=self.grad_norm_sum + st.grad_norm,
+            grad_norm_max=max(self.grad_norm_max, st.grad_norm),
+            omega_sum=self.omega_sum + st.omega,
+        )
+
+    @property
+    def train_nats_per_step(self) -> float:
+        return self.nats / self.count if self.count else math.nan
+
+    @property
+    def grad_norm_mean(self) -> float:
+        return self.grad_norm_sum / self.finite if self.finite else math.nan
+
+    @property
+    def omega_mean(self) -> float:
+        return self.omega_sum / self.finite if self.finite else math.nan
+
+    @property
+    def clip_rate(self) -> float:
+        return self.clipped / self.updates if self.updates else math.nan
+
+
+@dataclass(frozen=True)
+class NaturalState:
+    """Counters of a run. ``epochs_done`` complete epochs lie behind it; the epoch in
+    progress is ``epochs_done + 1`` with ``epoch.updates`` of its updates done."""
+
+    lr: float  # the learning rate of the epoch in progress (after any halving)
+    updates: int = 0
+    epochs_done: int = 0
+    epoch: EpochTotals = field(default_factory=EpochTotals)
+    prev_train: float | None = None  # the last complete epoch's running training error
+    stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    untrained_valid: float | None = None
+    last_valid: float | None = None
+    last_train: float | None = None
+    eval_index: int = 0  # records in the metrics log (epoch 0 = the untrained model)
+    wall_time: float = 0.0
+
+    @property
+    def current_epoch(self) -> int:
+        return self.epochs_done + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NaturalState:
+        d = dict(data)
+        d["epoch"] = EpochTotals(**d.get("epoch", {}))
+        d["stopping"] = EarlyStopping(**d.get("stopping", {}))
+        return cls(**d)
