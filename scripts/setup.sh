@@ -29,6 +29,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 # The editable install builds the Rust extension through maturin (release profile, see
-# pyproject.toml) and installs the runtime and development dependencies.
-.venv/bin/python -m pip install -q -e ".[dev]"
+# pyproject.toml) and installs the runtime and development dependencies, and Ray, whose
+# backend the sweep tests exercise on a local instance.
+.venv/bin/python -m pip install -q -e ".[dev,ray]"
 echo "setup: done; the command is .venv/bin/rnnstab" >&2
