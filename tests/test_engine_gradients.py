@@ -82,6 +82,21 @@ def call(p: dict, params: dict | None = None, **kw: object) -> engine.LossAndGra
     )
 
 
+def reference(p: dict, omega_form: str) -> ref.Trace:
+    """The independent numpy model on the same problem."""
+    return ref.run(
+        p["params"],
+        p["inputs"],
+        p["targets"],
+        p["mask"],
+        p["activation"],
+        p["loss"],
+        p["time_reduction"],
+        omega_form,
+        p["x0"],
+    )
+
+
 def finite_difference(f, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for name, value in params.items():
@@ -118,17 +133,7 @@ def test_every_gradient_matches_finite_differences(p: dict) -> None:
 def test_loss_and_omega_match_the_reference_model(p: dict) -> None:
     form = "squared" if p["inputs"].shape[0] % 2 else "norm"
     res = call(p, omega_form=form)
-    tr = ref.run(
-        p["params"],
-        p["inputs"],
-        p["targets"],
-        p["mask"],
-        p["activation"],
-        p["loss"],
-        p["time_reduction"],
-        form,
-        p["x0"],
-    )
+    tr = reference(p, form)
     assert res.loss == pytest.approx(tr.loss, rel=1e-10, abs=1e-12)
     assert res.omega == pytest.approx(tr.omega, rel=1e-9, abs=1e-12)
 
@@ -142,17 +147,7 @@ def test_omega_immediate_gradient_matches_finite_differences(
     and nowhere else."""
     plain = call(p, omega_form=form)
     reg = call(p, omega_alpha=alpha, omega_form=form)
-    tr = ref.run(
-        p["params"],
-        p["inputs"],
-        p["targets"],
-        p["mask"],
-        p["activation"],
-        p["loss"],
-        p["time_reduction"],
-        form,
-        p["x0"],
-    )
+    tr = reference(p, form)
     w = p["params"]["W_rec"]
     fd = finite_difference(
         lambda q: ref.omega_frozen(q["W_rec"], tr, p["activation"], form), {"W_rec": w}
