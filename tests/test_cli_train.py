@@ -211,13 +211,19 @@ def test_console_script_json_through_a_pipe(small: Path) -> None:
     assert "\x1b[" not in p.stderr and all(x.startswith("rnnstab: ") for x in p.stderr.splitlines())
 
 
+def default_sigint() -> None:
+    """Runs in the child before exec: a shell that started the test run in the background set
+    SIGINT to 'ignore', which children inherit; a user's terminal would deliver Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path: Path, small: Path) -> None:
     """A real SIGINT while the engine trains: exit 130, a one-line note, a usable checkpoint."""
     ck = tmp_path / "ck"
     proc = subprocess.Popen(
         [*RNNSTAB, "train", "--config", str(small), "--max-updates", "100000000",
          "--eval-every", "50", "--out", str(ck), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
     )  # fmt: skip
     assert proc.stdout is not None
     first = json.loads(proc.stdout.readline())  # training is under way

@@ -110,6 +110,12 @@ def sweep_proc() -> Iterator[list[subprocess.Popen[str]]]:
             p.wait(10)
 
 
+def default_sigint() -> None:
+    """Runs in the child before exec: a shell that started the test run in the background set
+    SIGINT to 'ignore', which children inherit; a user's terminal would deliver Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_sweep(
     spec: Path, db: Path, *extra: str, new_session: bool = False
 ) -> subprocess.Popen[str]:
@@ -121,6 +127,7 @@ def start_sweep(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=new_session,
+        preexec_fn=default_sigint,
     )
 
 
