@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,26 +68,37 @@ def check_resumable(config: TrainConfig, saved: TrainConfig) -> None:
         raise CheckpointError(f"cannot resume: the checkpoint was trained with {shown}")
 
 
-def _make_trainer(config: TrainConfig, task: Task, params: dict[str, np.ndarray]) -> Trainer:
+def engine_trainer(
+    config: Any, params: dict[str, np.ndarray], *, loss: str, omega_alpha: float, **options: Any
+) -> Trainer:
+    """The engine's trainer for a run's settings — the one mapping from config keys to the
+    engine, for synthetic and natural runs alike (``options``: what only one kind sets, such as
+    the device or a carried state). The engine names a bad argument; that becomes a UsageError."""
     try:
         return Trainer(
             params,
             activation=config.activation,
-            loss=task.loss,
+            loss=loss,
             optimizer=config.optimizer,
             lr=config.lr,
             clip=config.clip_mode,
             clip_threshold=config.clip,
-            omega_alpha=config.alpha,
+            omega_alpha=omega_alpha,
             omega_form=config.omega_form,
             time_reduction=config.time_reduction,
             momentum=config.momentum,
             nonfinite=config.nonfinite,
             threads=config.threads,
-            device=config.device,
+            **options,
         )
-    except (ValueError, TypeError) as e:  # the engine names the bad argument
+    except (ValueError, TypeError) as e:
         raise UsageError(f"the engine refused these settings: {e}") from None
+
+
+def _make_trainer(config: TrainConfig, task: Task, params: dict[str, np.ndarray]) -> Trainer:
+    return engine_trainer(
+        config, params, loss=task.loss, omega_alpha=config.alpha, device=config.device
+    )
 
 
 def _eval_due(state: RunState, config: TrainConfig) -> bool:

@@ -26,7 +26,7 @@ import numpy as np
 from rnnstab_cli.engine import Trainer, init_params
 from rnnstab_cli.errors import CheckpointError, UsageError
 from rnnstab_cli.training.checkpoint import has_checkpoint, read_metrics
-from rnnstab_cli.training.loop import TrainingDiverged
+from rnnstab_cli.training.loop import TrainingDiverged, engine_trainer
 from rnnstab_cli.training.natural.checkpoint import (
     NaturalCheckpoint,
     load_natural_checkpoint,
@@ -69,26 +69,14 @@ def check_natural_resumable(config: NaturalConfig, saved: NaturalConfig) -> None
 
 def make_natural_trainer(config: NaturalConfig, params: Params) -> Trainer:
     """The engine's trainer for ``config``: PTB carries its state across segments."""
-    try:
-        return Trainer(
-            params,
-            activation=config.activation,
-            loss=config.loss,
-            optimizer=config.optimizer,
-            lr=config.lr,
-            clip=config.clip_mode,
-            clip_threshold=config.clip,
-            omega_alpha=config.alpha_at(1),
-            omega_form=config.omega_form,
-            time_reduction=config.time_reduction,
-            momentum=config.momentum,
-            nonfinite=config.nonfinite,
-            threads=config.threads,
-            carry_state=config.task == "ptb-char",
-            train_biases=config.train_biases,
-        )
-    except (ValueError, TypeError) as e:  # the engine names the bad argument
-        raise UsageError(f"the engine refused these settings: {e}") from None
+    return engine_trainer(
+        config,
+        params,
+        loss=config.loss,
+        omega_alpha=config.alpha_at(1),
+        carry_state=config.task == "ptb-char",
+        train_biases=config.train_biases,
+    )
 
 
 def _stop_reason(config: NaturalConfig, state: NaturalState) -> Outcome | None:
