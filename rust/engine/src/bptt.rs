@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use rayon::ThreadPool;
 
 use crate::activation::Activation;
+use crate::at_b::matmul_at_b;
 use crate::error::{EngineError, Result};
 use crate::float::Float;
 use crate::fpmode::FlushDenormals;
@@ -94,7 +95,7 @@ pub struct Workspace<T> {
     omega_c: Vec<f64>,      // (B, S)     eq. (10)'s coefficient of pair k (slot k)
     omega_term: Vec<f64>,   // (B, S)    Ω_k of pair k
     omega_valid: Vec<bool>, // (B, S)  pair k carries error signal
-    w_out_t: Vec<T>,        // (H, O)     ∂W_outᵀ before transposition
+    w_out_part: Vec<T>,     // (O, H)     one scored slot's share of ∂W_out
     w_rec_t_packed: PackedMatrix<T>,
     w_rec_packed: PackedMatrix<T>,
     batch: usize,
@@ -121,7 +122,7 @@ impl<T: Float> Workspace<T> {
             omega_c: Vec::new(),
             omega_term: Vec::new(),
             omega_valid: Vec::new(),
-            w_out_t: Vec::new(),
+            w_out_part: Vec::new(),
             w_rec_t_packed: PackedMatrix::new(),
             w_rec_packed: PackedMatrix::new(),
             batch: 0,
@@ -142,7 +143,7 @@ impl<T: Float> Workspace<T> {
         self.omega_c.resize(rows, 0.0);
         self.omega_term.resize(rows, 0.0);
         self.omega_valid.resize(rows, false);
-        self.w_out_t.resize(h * o, T::ZERO);
+        self.w_out_part.resize(o * h, T::ZERO);
         self.batch = batch;
         self.slots = slots;
     }
@@ -648,12 +649,23 @@ pub fn loss_and_grads<T: Float>(
         0.0
     };
 
-    // Step 3: ∂W_out = Σ dyᵀ h, before step 4 overwrites the states.
+    // Step 3: ∂W_out = Σ_t ∂E/∂y_tᵀ·h_t, before step 4 overwrites the states. ∂E/∂y_t is zero
+    // at unscored steps (the synthetic tasks score one step in T), so when few steps are
+    // scored the sum runs over the scored slots alone, slot by slot in order.
+    let scored: Vec<usize> = (1..s)
+        .filter(|&t| block_scored(batch, 0, nb, t - 1))
+        .collect();
     let rows = nb * s;
-    par_gemm_at_b(pool, rows, h, o, &ws.hs, h, &ws.dy, o, &mut ws.w_out_t);
-    for oi in 0..o {
-        for j in 0..h {
-            grads.w_out[oi * h + j] = ws.w_out_t[j * o + oi];
+    if scored.len() * 4 >= s - 1 {
+        par_gemm_at_b(pool, rows, o, h, &ws.dy, o, &ws.hs, h, &mut grads.w_out);
+    } else {
+        grads.w_out.fill(T::ZERO);
+        for &t in &scored {
+            let (dy, hs) = (&ws.dy[t * o..], &ws.hs[t * h..]);
+            matmul_at_b(nb, dy, s * o, 0, hs, s * h, h, &mut ws.w_out_part);
+            for (g, v) in grads.w_out.iter_mut().zip(&ws.w_out_part) {
+                *g += *v;
+            }
         }
     }
     column_sums(&ws.dy, o, &mut grads.b_out);

@@ -7,6 +7,7 @@
 //! with their shapes and returns [`EngineError`]s for every malformed argument.
 
 pub mod activation;
+pub mod at_b;
 pub mod bptt;
 pub mod clip;
 pub mod error;

@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
+use crate::at_b::matmul_at_b;
 use crate::float::Float;
 
 /// A read-only matrix inside a slice: entry (i, j) is `data[offset + i*rs + j*cs]`.
@@ -146,7 +147,8 @@ pub fn gemm<T: Float>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: View
 
 /// `out (m × n) = Aᵀ·B` where A is `k × m` and B is `k × n`, both row-major with leading
 /// dimensions `lda`, `ldb`. This is the shape of every weight gradient: a sum over all
-/// (example, time step) rows. The rows of `out` are split across the pool's threads.
+/// (example, time step) rows, computed by [`matmul_at_b`]. The rows of `out` are split across
+/// the pool's threads.
 #[allow(clippy::too_many_arguments)]
 pub fn par_gemm_at_b<T: Float>(
     pool: &ThreadPool,
@@ -164,18 +166,15 @@ pub fn par_gemm_at_b<T: Float>(
         return;
     }
     let threads = pool.current_num_threads().max(1);
-    // Small products are not worth a fork; the split never changes the result.
+    // Small products are not worth a fork; the split never changes the result. Chunks are
+    // whole multiples of 8 rows, the kernel's widest row block.
     let chunk_rows = if k * m * n < 64 * 64 * 64 {
         m
     } else {
-        m.div_ceil(threads)
+        m.div_ceil(threads).div_ceil(8) * 8
     };
     let work = |(ci, oc): (usize, &mut [T])| {
-        let i0 = ci * chunk_rows;
-        let rows = oc.len() / n;
-        let at = View::strided(a, i0, rows, k, 1, lda);
-        let bv = View::strided(b, 0, k, n, ldb, 1);
-        gemm(T::ONE, at, bv, T::ZERO, ViewMut::new(oc, rows, n));
+        matmul_at_b(k, a, lda, ci * chunk_rows, b, ldb, n, oc);
     };
     if chunk_rows >= m {
         work((0, out));

@@ -1,0 +1,58 @@
+//! Times the engine's kernels in isolation at the paper's sizes, to compare with the FMA peak.
+//! Usage: kernel_bench [H] [rows] [T]
+
+use rnnstab_engine::at_b::matmul_at_b;
+use rnnstab_engine::kernels::{matmul_packed, tanh_f32_slice, PackedMatrix};
+use std::time::Instant;
+
+fn time(name: &str, fmas: f64, reps: usize, mut f: impl FnMut()) {
+    f();
+    let t = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    let dt = t.elapsed().as_secs_f64() / reps as f64;
+    println!(
+        "{name:<28} {:>9.2} us  {:>7.1} GFLOP/s",
+        dt * 1e6,
+        2.0 * fmas / dt / 1e9
+    );
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let get = |i: usize, d: usize| args.get(i).copied().unwrap_or(d);
+    let (h, rows, t) = (get(0, 50), get(1, 20), get(2, 200));
+    let w: Vec<f32> = (0..h * h)
+        .map(|i| ((i * 37) % 101) as f32 / 500.0)
+        .collect();
+    let mut p = PackedMatrix::new();
+    p.pack_transposed(&w, h, h);
+    let a: Vec<f32> = (0..rows * h)
+        .map(|i| ((i * 53) % 97) as f32 / 97.0)
+        .collect();
+    let mut c = vec![0.0f32; rows * p.np];
+    let fl = (rows * h * h) as f64;
+    time("step product (rows×H·H×H)", fl, 20000, || {
+        matmul_packed(&a, 0, h, rows, &p, &mut c)
+    });
+    let mut x: Vec<f32> = (0..rows * h).map(|i| (i % 17) as f32 / 5.0 - 1.7).collect();
+    time("tanh (rows×H)", 0.0, 20000, || {
+        for r in x.chunks_exact_mut(h) {
+            tanh_f32_slice(r)
+        }
+    });
+    let k = rows * (t + 1);
+    let g: Vec<f32> = (0..k * h).map(|i| ((i * 7) % 13) as f32 / 13.0).collect();
+    let hs: Vec<f32> = (0..k * h).map(|i| ((i * 11) % 19) as f32 / 19.0).collect();
+    let mut out = vec![0.0f32; h * h];
+    time(
+        "dW_rec = GᵀH (k×H, k×H)",
+        (k * h * h) as f64,
+        200,
+        || matmul_at_b(k, &g, h, 0, &hs, h, h, &mut out),
+    );
+}
