@@ -8,24 +8,39 @@ import pytest
 
 from rnnstab_cli import engine
 from rnnstab_cli.bench import BenchConfig, run_benchmark
+from rnnstab_cli.bench.measure import update_memory
 from rnnstab_cli.bench.peers import NumpyBptt
 from rnnstab_cli.errors import UsageError
 
 
 def test_rows_cover_the_implementations_and_count_flops_consistently() -> None:
-    cfg = BenchConfig(8, 2, 4, 10)
+    # I = 6 is the temporal order problem's input width, so the end-to-end row is measured.
+    cfg = BenchConfig(8, 6, 4, 10)
     rows, facts = run_benchmark([cfg], seconds=0.05, threads=2, sweep_row=False)
     assert float(facts["ceiling_gflops"]) > 0
     impls = [r.implementation for r in rows]
     assert impls.count("rnnstab") == 3  # all threads, one thread, with Ω
     assert "numpy BPTT" in impls
+    assert "rnnstab train" in impls
     np_rate = next(r.updates_per_s for r in rows if r.implementation == "numpy BPTT")
     for r in rows:
-        assert r.config == "H=8 I=2 B=4 T=10"
+        assert r.config == "H=8 I=6 B=4 T=10"
         assert r.updates_per_s > 0
-        assert r.gflops == pytest.approx(r.updates_per_s * 6 * 10 * 4 * (64 + 16) / 1e9)
+        assert r.gflops == pytest.approx(r.updates_per_s * 6 * 10 * 4 * (64 + 48) / 1e9)
         assert r.vs_numpy == pytest.approx(r.updates_per_s / np_rate)
     assert any("Ω costs" in r.note for r in rows)
+    assert any("end to end" in r.note for r in rows)
+
+
+def test_memory_is_measured_against_what_bptt_must_hold() -> None:
+    cfg = BenchConfig(64, 6, 32, 200)
+    used, needed = update_memory(cfg)
+    # h_t and g_t for 32 × 201 slots of 64 units, inputs and output gradients, gradients.
+    params = 64 * 64 + 64 * 6 + 64 + 4 * 64 + 4
+    assert needed == 4 * (2 * 32 * 201 * 64 + 32 * 201 * (6 + 4) + params)
+    # The workspace (3.5 MB here) is allocated by the first update, so RSS must grow by at
+    # least most of it; a reading of zero would mean the peak was not reset or not read.
+    assert 0.5 * needed < used < 3 * needed
 
 
 def test_config_parsing() -> None:

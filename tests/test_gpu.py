@@ -150,3 +150,14 @@ def test_float64_on_the_gpu_is_a_one_line_cli_error(capsys: pytest.CaptureFixtur
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--device cpu" in err[0]
+
+
+def test_benchmark_has_a_gpu_row() -> None:
+    from rnnstab_cli.bench import BenchConfig, run_benchmark
+
+    rows, facts = run_benchmark(
+        [BenchConfig(8, 2, 4, 10)], seconds=0.05, threads=1, peers=False, sweep_row=False, gpu=True
+    )
+    gpu = [r for r in rows if r.implementation == "rnnstab GPU"]
+    assert len(gpu) == 1 and gpu[0].updates_per_s > 0
+    assert facts["gpu"] and str(facts["gpu"]) in gpu[0].note

@@ -8,6 +8,7 @@ project's performance targets count them.
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +93,7 @@ def rate(update: Callable[[], None], seconds: float, warmup: int = 2) -> float:
 
 
 def engine_update(
-    cfg: BenchConfig, threads: int, alpha: float, chunk: int = 20
+    cfg: BenchConfig, threads: int, alpha: float, chunk: int = 20, device: str = "cpu"
 ) -> Callable[[], None]:
     """``chunk`` updates per call through Trainer.steps, as the training loop drives it; the
     returned callable reports one update per call by dividing afterwards (see engine_rate)."""
@@ -106,6 +108,7 @@ def engine_update(
         clip_threshold=6.0,
         omega_alpha=alpha,
         threads=threads,
+        device=device,
     )
     x = rng.normal(0, 1, (chunk, cfg.steps, cfg.batch, cfg.inputs)).astype(np.float32)
     y = rng.integers(0, N_OUT, (chunk, cfg.steps, cfg.batch)).astype(np.int64)
@@ -119,9 +122,96 @@ def engine_update(
 
 
 def engine_rate(
-    cfg: BenchConfig, threads: int, alpha: float, seconds: float, chunk: int = 20
+    cfg: BenchConfig,
+    threads: int,
+    alpha: float,
+    seconds: float,
+    chunk: int = 20,
+    device: str = "cpu",
 ) -> float:
-    return chunk * rate(engine_update(cfg, threads, alpha, chunk), seconds, warmup=1)
+    return chunk * rate(engine_update(cfg, threads, alpha, chunk, device), seconds, warmup=1)
+
+
+class _LastChunk:
+    """A progress sink that keeps the wall time at which the last training chunk ended."""
+
+    def __init__(self) -> None:
+        self.wall_time = 0.0
+
+    def start(self, config: object, updates: int, wall_time: float) -> None:
+        pass
+
+    def chunk(self, report: Any) -> None:
+        self.wall_time = report.wall_time
+
+    def evaluation(self, record: object) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def train_rate(cfg: BenchConfig, threads: int, updates: int) -> float | None:
+    """Updates/s of ``rnnstab train`` itself on the temporal order problem at this size (SGD-C,
+    one evaluation at the end, which is not timed): data generation, chunking and Python
+    included. None when the configuration's input width is not the task's (6)."""
+    from rnnstab_cli.training.config import resolve_config
+    from rnnstab_cli.training.loop import run_training
+
+    if cfg.inputs != 6:
+        return None
+    config = resolve_config(
+        {
+            "task": "temporal-order",
+            "len": str(cfg.steps),
+            "hidden": cfg.hidden,
+            "batch": cfg.batch,
+            "method": "sgd-c",
+            "max_updates": updates,
+            "eval_every": updates,
+            "threads": threads,
+            "diagnostics": False,
+        }
+    )
+    sink = _LastChunk()
+    run_training(config, progress=sink)
+    return updates / sink.wall_time
+
+
+def _status_bytes(field: str) -> int:
+    """A ``kB`` field of /proc/self/status (VmRSS: resident now, VmHWM: its peak)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def _memory_worker(cfg: BenchConfig) -> tuple[int, int]:
+    update = engine_update(cfg, 1, 2.0, chunk=1)
+    # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0), so the peak
+    # read afterwards belongs to the updates alone, not to start-up or imports.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _status_bytes("VmRSS")
+    for _ in range(3):
+        update()
+    return before, _status_bytes("VmHWM")
+
+
+def update_memory(cfg: BenchConfig) -> tuple[float, float]:
+    """(measured, needed) bytes of one update. Measured: the peak RSS growth over three updates
+    in a fresh process, after the parameters and the batch exist (Linux only). Needed: what
+    BPTT as the engine does it must hold — h_t and g_t for every step and example (the weight
+    gradients are one product over all of them at the end), the inputs and output gradients,
+    and the parameters' gradient."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        before, peak = pool.apply(_memory_worker, (cfg,))
+    h, i, b, s = cfg.hidden, cfg.inputs, cfg.batch, cfg.steps + 1
+    n_params = h * h + h * i + h + N_OUT * h + N_OUT
+    needed = 4 * (2 * b * s * h + b * s * (i + N_OUT) + n_params)
+    return float(max(peak - before, 0)), float(needed)
 
 
 def _solo_worker(args: tuple[BenchConfig, float]) -> float:
@@ -177,6 +267,7 @@ def run_benchmark(
     threads: int | None = None,
     peers: bool = True,
     sweep_row: bool = True,
+    gpu: bool = False,
     on_row: Callable[[BenchRow], None] | None = None,
 ) -> tuple[list[BenchRow], dict[str, object]]:
     """Measures every configuration; returns the rows and facts about the run (ceiling, cores,
@@ -189,6 +280,7 @@ def run_benchmark(
         "cores": cores,
         "numpy": np.__version__,
         "torch": torch_version(),
+        "gpu": _gpu_name() if gpu else None,
     }
     rows: list[BenchRow] = []
 
@@ -198,7 +290,7 @@ def run_benchmark(
             on_row(row)
 
     for cfg in configs:
-        for row in _measure_config(cfg, seconds, threads, cores, ceiling, peers, sweep_row):
+        for row in _measure_config(cfg, seconds, threads, cores, ceiling, peers, sweep_row, gpu):
             add(row)
     return rows, facts
 
@@ -211,6 +303,7 @@ def _measure_config(
     ceiling: float,
     peers: bool,
     sweep_row: bool,
+    gpu: bool,
 ) -> list[BenchRow]:
     ref_np = (
         rate(numpy_update(cfg.hidden, cfg.inputs, N_OUT, cfg.batch, cfg.steps), seconds)
@@ -240,18 +333,34 @@ def _measure_config(
 
     rows = []
     base = engine_rate(cfg, threads, 0.0, seconds)
-    rows.append(row("rnnstab", threads, base, "SGD-C"))
+    used, needed = update_memory(cfg)
+    memory = f"memory {used / 2**20:.1f} MiB = {used / needed:.2f}× the {needed / 2**20:.1f} needed"
+    rows.append(row("rnnstab", threads, base, f"SGD-C; {memory}"))
     if threads > 1:
         one = engine_rate(cfg, 1, 0.0, seconds)
         rows.append(row("rnnstab", 1, one, f"SGD-C; {threads} threads give {base / one:.2f}×"))
     with_omega = engine_rate(cfg, threads, 2.0, seconds)
     omega_cost = 100 * (base / with_omega - 1)
     rows.append(row("rnnstab", threads, with_omega, f"SGD-CR: Ω costs {omega_cost:+.1f}%"))
+    e2e = train_rate(cfg, threads, updates=max(200, int(round(base * seconds, -2))))
+    if e2e is not None:
+        rows.append(row("rnnstab train", threads, e2e, f"end to end: {100 * e2e / base:.0f}%"))
     if sweep_row and cores > 1:
         total = independent_runs_rate(cfg, cores, seconds)
         rows.append(row("rnnstab ×runs", cores, total, f"{cores} independent 1-thread runs, total"))
+    if gpu:
+        # A couple of updates per call: on a software adapter one update can take seconds.
+        on_gpu = engine_rate(cfg, threads, 0.0, seconds, chunk=2, device="gpu")
+        rows.append(row("rnnstab GPU", 0, on_gpu, f"SGD-C on {_gpu_name()}"))
     if ref_np is not None:
         rows.append(row("numpy BPTT", 0, ref_np, "hand-written, OpenBLAS"))
     if ref_torch is not None:
         rows.append(row("PyTorch nn.RNN", threads, ref_torch, "torch, CPU"))
     return rows
+
+
+@functools.cache
+def _gpu_name() -> str:
+    """The adapter the GPU backend opens (it prefers real GPUs to software ones)."""
+    params = engine.init_params(1, 1, 1, dtype="float32")
+    return engine.Trainer(params, loss="softmax_ce", device="gpu").device

@@ -41,6 +41,10 @@ def bench(
         typer.Option(min=1, help="Threads for the engine and torch (default: all cores)."),
     ] = None,
     no_peers: Annotated[bool, typer.Option("--no-peers", help="Skip numpy and PyTorch.")] = False,
+    gpu: Annotated[
+        bool,
+        typer.Option("--gpu", help="Add a row for the GPU backend (wgpu's first adapter)."),
+    ] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="One JSON object per row on stdout.")
     ] = False,
@@ -61,7 +65,7 @@ def bench(
             note(f"  {row.config}: {row.implementation} {row.updates_per_s:,.0f} updates/s")
 
     rows, facts = run_benchmark(
-        configs, seconds=seconds, threads=threads, peers=not no_peers, on_row=on_row
+        configs, seconds=seconds, threads=threads, peers=not no_peers, gpu=gpu, on_row=on_row
     )
     if json_out:
         emit_json({"summary": facts})
