@@ -134,8 +134,9 @@ fn matmul_rows<T: Float, const R: usize, const W: usize, const FMA: bool>(
     r0
 }
 
-/// All rows: blocks of `R`, then of 4, then single rows, so a batch that is not a multiple of
-/// `R` still runs mostly in wide blocks.
+/// All rows, in blocks of at most `R` rows as even as possible (10 rows run as 5 + 5, 20 as
+/// 7 + 7 + 6). A block of one or two rows has too few accumulators to hide the FMA latency, so
+/// a leftover row costs as much as a full block; even blocks leave none.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn matmul_blocked<T: Float, const R: usize, const W: usize, const FMA: bool>(
@@ -148,13 +149,22 @@ fn matmul_blocked<T: Float, const R: usize, const W: usize, const FMA: bool>(
     np: usize,
     c: &mut [T],
 ) {
-    let done = matmul_rows::<T, R, W, FMA>(a, a_off, lda, 0, rows, k, b, np, c);
-    let done = if R > 4 {
-        matmul_rows::<T, 4, W, FMA>(a, a_off, lda, done, rows, k, b, np, c)
-    } else {
-        done
-    };
-    matmul_rows::<T, 1, W, FMA>(a, a_off, lda, done, rows, k, b, np, c);
+    let mut r0 = 0;
+    while r0 < rows {
+        let left = rows - r0;
+        let size = left.div_ceil(left.div_ceil(R));
+        let end = r0 + size;
+        r0 = match size {
+            8 => matmul_rows::<T, 8, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
+            7 => matmul_rows::<T, 7, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
+            6 => matmul_rows::<T, 6, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
+            5 => matmul_rows::<T, 5, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
+            4 => matmul_rows::<T, 4, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
+            3 => matmul_rows::<T, 3, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
+            2 => matmul_rows::<T, 2, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
+            _ => matmul_rows::<T, 1, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
+        };
+    }
 }
 
 /// a·b + c, fused where the instruction set has FMA (without it, `mul_add` would fall back to a
