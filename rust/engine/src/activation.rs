@@ -13,6 +13,32 @@ pub enum Activation {
     Linear,
 }
 
+/// Runs `$body` with `$d` bound to σ' (from the output) of the given activation as a closure
+/// of a fixed variant, so the match happens once per call and not once per element: the loops
+/// in `$body` stay branch-free and vectorise.
+macro_rules! per_activation {
+    ($act:expr, |$d:ident| $body:block) => {
+        match $act {
+            Activation::Tanh => {
+                let $d = |x| Activation::Tanh.derivative_from_output(x);
+                $body
+            }
+            Activation::Sigmoid => {
+                let $d = |x| Activation::Sigmoid.derivative_from_output(x);
+                $body
+            }
+            Activation::Relu => {
+                let $d = |x| Activation::Relu.derivative_from_output(x);
+                $body
+            }
+            Activation::Linear => {
+                let $d = |x| Activation::Linear.derivative_from_output(x);
+                $body
+            }
+        }
+    };
+}
+
 impl Activation {
     pub const CHOICES: &'static str = "tanh, sigmoid, relu, linear";
 
@@ -95,6 +121,28 @@ impl Activation {
     }
 
     /// σ'(x) given h = σ(x).
+    /// `out = c ⊙ σ'(x)` from `h = σ(x)`: [`derivative_slice`](Self::derivative_slice) and the
+    /// product in one pass, for BPTT's `g_{t+1}·W_rec ⊙ σ'(x_t)`. Same operations, same bits.
+    #[inline(always)]
+    pub fn mul_derivative_slice<T: Float>(self, h: &[T], c: &[T], out: &mut [T]) {
+        per_activation!(self, |d| {
+            for ((o, h), c) in out.iter_mut().zip(h).zip(c) {
+                *o = *c * d(*h);
+            }
+        })
+    }
+
+    /// `h ← h + coef · v ⊙ σ'(x)` where `h = σ(x)` on entry: eq. (10)'s fold in one pass, σ'
+    /// read from each entry before it is overwritten.
+    #[inline(always)]
+    pub fn add_scaled_derivative<T: Float>(self, h: &mut [T], v: &[T], coef: T) {
+        per_activation!(self, |d| {
+            for (hk, vj) in h.iter_mut().zip(v) {
+                *hk += coef * *vj * d(*hk);
+            }
+        })
+    }
+
     #[inline(always)]
     pub fn derivative_from_output<T: Float>(self, h: T) -> T {
         match self {

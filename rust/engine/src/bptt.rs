@@ -452,23 +452,27 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
         for r in 0..n {
             let at = r * s + t;
             let on = scored && ctx.batch.mask_at(t - 1, blk.r0 + r) != T::ZERO;
-            act.derivative_slice(&blk.hs[at * h..(at + 1) * h], &mut sd);
+            let hrow = &blk.hs[at * h..(at + 1) * h];
             let g = &mut blk.gs[at * h..(at + 1) * h];
             if has_next {
-                for ((gj, c), d) in g.iter_mut().zip(&carry[r * np..r * np + h]).zip(&sd) {
-                    *gj = *c * *d;
-                }
+                act.mul_derivative_slice(hrow, &carry[r * np..r * np + h], g);
             } else {
                 g.fill(T::ZERO);
             }
             // g holds v_t = g_{t+1}J_t here, before the read-out term is added.
             let v2 = if has_next { sq_norm(g) } else { 0.0 };
-            if on {
+            // Most steps are unscored: there g = v_t, and its norm is already known.
+            let g2 = if on {
+                act.derivative_slice(hrow, &mut sd);
                 for ((gj, l), d) in g.iter_mut().zip(&local[r * h..(r + 1) * h]).zip(&sd) {
                     *gj += *l * *d;
                 }
-            }
-            let g2 = sq_norm(g);
+                sq_norm(g)
+            } else if has_next {
+                v2
+            } else {
+                0.0
+            };
             if has_next {
                 record_pair(ctx.form, blk, at, g2_next[r], v2);
             }
@@ -512,7 +516,6 @@ fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f6
     let act = ctx.cfg.activation;
     let np = ctx.w_rec.np;
     let mut carry = vec![T::ZERO; n * np];
-    let mut sd = vec![T::ZERO; h];
     let mut vbuf = vec![T::ZERO; h];
     for k in 0..s - 1 {
         let scored = k >= 1 && block_scored(ctx.batch, blk.r0, n, k - 1);
@@ -527,20 +530,15 @@ fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f6
             let coef = T::from_f64(beta * blk.omega_c[at]);
             let on = scored && ctx.batch.mask_at(k - 1, blk.r0 + r) != T::ZERO;
             let hrow = &mut blk.hs[at * h..(at + 1) * h];
-            act.derivative_slice(hrow, &mut sd);
             let v: &[T] = if k == 0 {
                 &blk.v0[r * h..(r + 1) * h]
             } else if on {
-                for ((vj, c), d) in vbuf.iter_mut().zip(&carry[r * np..r * np + h]).zip(&sd) {
-                    *vj = *c * *d;
-                }
+                act.mul_derivative_slice(hrow, &carry[r * np..r * np + h], &mut vbuf);
                 &vbuf
             } else {
                 &blk.gs[at * h..(at + 1) * h]
             };
-            for ((hk, vj), d) in hrow.iter_mut().zip(v).zip(&sd) {
-                *hk += coef * *vj * *d;
-            }
+            act.add_scaled_derivative(hrow, v, coef);
         }
     }
 }

@@ -166,12 +166,13 @@ pub fn par_gemm_at_b<T: Float>(
         return;
     }
     let threads = pool.current_num_threads().max(1);
-    // Small products are not worth a fork; the split never changes the result. Chunks are
-    // whole multiples of 8 rows, the kernel's widest row block.
-    let chunk_rows = if k * m * n < 64 * 64 * 64 {
+    // Small products are not worth a fork; the split never changes the result. Pieces of 8
+    // rows (the kernel's widest row block) shared out by work stealing balance the threads:
+    // 50 rows on two threads run as 26 + 24, where halves rounded up to 8 would give 32 + 18.
+    let chunk_rows = if threads == 1 || k * m * n < 64 * 64 * 64 {
         m
     } else {
-        m.div_ceil(threads).div_ceil(8) * 8
+        8
     };
     let work = |(ci, oc): (usize, &mut [T])| {
         matmul_at_b(k, a, lda, ci * chunk_rows, b, ldb, n, oc);
