@@ -166,13 +166,19 @@ pub fn par_gemm_at_b<T: Float>(
         return;
     }
     let threads = pool.current_num_threads().max(1);
-    // Small products are not worth a fork; the split never changes the result. Pieces of 8
-    // rows (the kernel's widest row block) shared out by work stealing balance the threads:
-    // 50 rows on two threads run as 26 + 24, where halves rounded up to 8 would give 32 + 18.
+    // Small products are not worth a fork; the split never changes the result. Each piece
+    // streams all of B, so there should be one piece per thread, in whole blocks of 8 rows (the
+    // kernel's widest); where rounding to 8 would unbalance the threads by more than a quarter
+    // (50 rows on two threads: 32 + 18), pieces of 8 shared out by work stealing run as 26 + 24.
     let chunk_rows = if threads == 1 || k * m * n < 64 * 64 * 64 {
         m
     } else {
-        8
+        let even = m.div_ceil(threads).div_ceil(8) * 8;
+        if 4 * even > 5 * m.div_ceil(threads) {
+            8
+        } else {
+            even
+        }
     };
     let work = |(ci, oc): (usize, &mut [T])| {
         matmul_at_b(k, a, lda, ci * chunk_rows, b, ldb, n, oc);
