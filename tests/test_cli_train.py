@@ -176,8 +176,10 @@ def test_tasks_lists_every_preset(capsys: pytest.CaptureFixture[str]) -> None:
     rows = {r["name"]: r for r in json.loads(out)["presets"]}
     assert rows["temporal-order"]["lr"] == 0.001 and rows["temporal-order"]["inputs"] == 6
     assert rows["memorization-20bit"]["outputs"] == 5
+    natural = {r["name"] for r in json.loads(out)["natural_presets"]}
+    assert {"ptb-char", "ptb-char-5ahead", "music-jsb", "music-nottingham"} <= natural
     code, out, _ = run(capsys, "tasks")
-    assert code == 0 and "temporal-order-3bit" in out
+    assert code == 0 and "temporal-order-3bit" in out and "ptb-char-5ahead" in out
 
 
 def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,5 @@
-"""``rnnstab tasks``: the synthetic tasks and their presets with the paper's settings."""
+"""``rnnstab tasks``: the synthetic tasks and their presets with the paper's settings, and the
+natural tasks' presets."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from rich.table import Table
 
 from rnnstab_cli.cli.common import emit_json
 from rnnstab_cli.taskgen import TASK_NAMES
-from rnnstab_cli.training.config import load_preset, preset_config, preset_dir, preset_names
+from rnnstab_cli.training.config import (
+    load_preset,
+    natural_preset_names,
+    preset_config,
+    preset_dir,
+    preset_names,
+)
 
 
 def preset_rows() -> list[dict[str, Any]]:
@@ -54,8 +61,12 @@ def tasks(
 ) -> None:
     """List the tasks and presets (tasks/*.toml) with their paper defaults."""
     rows = preset_rows()
+    natural = [
+        {"name": n, "description": load_preset(n).get("description", "")}
+        for n in natural_preset_names()
+    ]
     if json_out:
-        emit_json({"presets": rows, "preset_dir": str(preset_dir())})
+        emit_json({"presets": rows, "natural_presets": natural, "preset_dir": str(preset_dir())})
         return
     table = Table(title=f"Presets in {preset_dir()}", title_justify="left")
     for col in ("name", "in/out", "loss", "len", "hidden", "lr", "α", "clip", "budget"):
@@ -78,4 +89,8 @@ def tasks(
     console.print(table)
     for r in rows:
         if r["description"]:
+            console.print(f"  {r['name']}: {r['description']}")
+    if natural:
+        console.print("\nNatural tasks (§4.2, trained epoch by epoch; data from --data PATH):")
+        for r in natural:
             console.print(f"  {r['name']}: {r['description']}")
