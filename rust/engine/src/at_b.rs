@@ -233,30 +233,11 @@ mod avx512 {
     ) {
         let m = out.len() / n;
         // T is f32 or f64 (the only Floats); the casts below are of that same type.
+        let (a, b, out) = (a.as_ptr().add(i0), b.as_ptr(), out.as_mut_ptr());
         if TypeId::of::<T>() == TypeId::of::<f32>() {
-            let (a, b) = (a.as_ptr() as *const f32, b.as_ptr() as *const f32);
-            f32k::all(
-                k,
-                a.add(i0),
-                lda,
-                b,
-                ldb,
-                n,
-                out.as_mut_ptr() as *mut f32,
-                m,
-            );
+            f32k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m);
         } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-            let (a, b) = (a.as_ptr() as *const f64, b.as_ptr() as *const f64);
-            f64k::all(
-                k,
-                a.add(i0),
-                lda,
-                b,
-                ldb,
-                n,
-                out.as_mut_ptr() as *mut f64,
-                m,
-            );
+            f64k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m);
         } else {
             unreachable!("Float is implemented for f32 and f64 only");
         }
