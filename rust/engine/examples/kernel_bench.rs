@@ -55,4 +55,14 @@ fn main() {
         200,
         || matmul_at_b(k, &g, h, 0, &hs, h, h, &mut out),
     );
+    // ∂W_inᵀ and ∂b in one product: the inputs (I = 6) and a column of ones, against G.
+    let iw = 7;
+    let u: Vec<f32> = (0..k * iw).map(|i| ((i * 5) % 7) as f32 / 7.0).collect();
+    let mut out_in = vec![0.0f32; iw * h];
+    time(
+        "dW_in,db = [U 1]ᵀG (k×7, k×H)",
+        (k * iw * h) as f64,
+        200,
+        || matmul_at_b(k, &u, iw, 0, &g, h, h, &mut out_in),
+    );
 }

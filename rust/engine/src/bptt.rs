@@ -5,9 +5,10 @@
 //! States are kept batch-major, `(B, S, ·)` with `S = T + 1` slots: slot 0 holds the initial
 //! state, slot t the step-t quantity. Each example's rows are contiguous, so the batch splits
 //! into row blocks that run the whole forward and backward recurrence independently on the
-//! pool's threads. Every weight gradient is then one product over all (example, step) rows,
-//! split across threads by output rows ([`par_gemm_at_b`]); no sum ever depends on the thread
-//! count, so results are bit-identical on any number of threads.
+//! pool's threads. Every weight gradient is a sum over all (example, step) rows, taken as one
+//! product per group of examples, the groups fixed by the shapes alone ([`gradient_groups`]),
+//! and the groups' sums added in order; no sum ever depends on the thread count, so results
+//! are bit-identical on any number of threads.
 //!
 //! 1. forward (per block): `HS[b,t] = h_t = σ(W_rec·h_{t−1} + W_in·u_t + b)` and, at scored
 //!    steps, `DY[b,t] = ∂E/∂y_t`;
@@ -15,7 +16,13 @@
 //!    reaching x_0, and for each pair k the two norms Ω needs;
 //! 3. `∂W_out = DYᵀ·HS`;
 //! 4. Ω's immediate gradient folded into the states (see [`fold_omega_block`]);
-//! 5. `∂W_rec = Σ_t g_tᵀ·h_{t−1}`, `∂W_in = Σ_t g_tᵀ·u_t`, `∂b = Σ_t g_t`.
+//! 5. `∂W_rec = Σ_t g_tᵀ·h_{t−1}`, and `∂W_in = Σ_t g_tᵀ·u_t` with `∂b = Σ_t g_t` as one product
+//!    (the inputs carry a column of ones).
+//!
+//! Steps 3 (when most steps are scored), 4 and 5 run per group of examples in one parallel
+//! pass ([`gradient_group`]), so a thread reads the rows its own block has just written.
+
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use rayon::ThreadPool;
@@ -26,9 +33,9 @@ use crate::error::{EngineError, Result};
 use crate::float::Float;
 use crate::fpmode::FlushDenormals;
 use crate::kernels::{matmul_packed, simd_dispatch, PackedMatrix};
-use crate::linalg::{gemm, par_gemm_at_b, View, ViewMut};
+use crate::linalg::{gemm, View, ViewMut};
 use crate::loss::{loss_and_grad, Loss, TimeReduction};
-use crate::model::{Batch, InitialState, Params};
+use crate::model::{Batch, Dims, InitialState, Params};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModelConfig {
@@ -87,7 +94,7 @@ pub struct Workspace<T> {
     hs: Vec<T>,             // (B, S, H)  h_t = σ(x_t); during step 4, Z_t of eq. (10)'s fold
     gs: Vec<T>,             // (B, S, H)  g_t = ∂E/∂x_t, slot 0 zero
     dy: Vec<T>,             // (B, S, O)  ∂E/∂y_t, zero where unscored
-    us: Vec<T>,             // (B, S, I)  the inputs, batch-major, slot 0 zero
+    us: Vec<T>,             // (B, S, I+1) the inputs, batch-major, then a 1; slot 0 zero
     v0: Vec<T>,             // (B, H)     ∂E/∂x_0
     x_final: Vec<T>,        // (B, H)     x_T, the state to carry into the next segment
     row_loss: Vec<f64>,     // (B,)       Σ_t m·ℓ per example
@@ -96,6 +103,7 @@ pub struct Workspace<T> {
     omega_term: Vec<f64>,   // (B, S)    Ω_k of pair k
     omega_valid: Vec<bool>, // (B, S)  pair k carries error signal
     w_out_part: Vec<T>,     // (O, H)     one scored slot's share of ∂W_out
+    parts: GradParts<T>,    // each group's share of the weight gradients
     w_rec_t_packed: PackedMatrix<T>,
     w_rec_packed: PackedMatrix<T>,
     batch: usize,
@@ -123,6 +131,7 @@ impl<T: Float> Workspace<T> {
             omega_term: Vec::new(),
             omega_valid: Vec::new(),
             w_out_part: Vec::new(),
+            parts: GradParts::default(),
             w_rec_t_packed: PackedMatrix::new(),
             w_rec_packed: PackedMatrix::new(),
             batch: 0,
@@ -135,7 +144,7 @@ impl<T: Float> Workspace<T> {
         self.hs.resize(rows * h, T::ZERO);
         self.gs.resize(rows * h, T::ZERO);
         self.dy.resize(rows * o, T::ZERO);
-        self.us.resize(rows * i, T::ZERO);
+        self.us.resize(rows * (i + 1), T::ZERO);
         self.v0.resize(batch * h, T::ZERO);
         self.x_final.resize(batch * h, T::ZERO);
         self.row_loss.resize(batch, 0.0);
@@ -251,7 +260,7 @@ fn make_blocks<'a, T: Float>(
             hs: take_rows(&mut hs, n, s * h),
             gs: take_rows(&mut gs, n, s * h),
             dy: take_rows(&mut dy, n, s * o),
-            us: take_rows(&mut us, n, s * i),
+            us: take_rows(&mut us, n, s * (i + 1)),
             v0: take_rows(&mut v0, n, h),
             x_final: take_rows(&mut xf, n, h),
             row_loss: take_rows(&mut rl, n, 1),
@@ -278,19 +287,22 @@ fn forward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
     let (h, i, o) = (p.dims.n_hidden, p.dims.n_in, p.dims.n_out);
     let (s, n, nb) = (ctx.slots, blk.n, ctx.batch.batch);
     let act = ctx.cfg.activation;
+    let iw = i + 1;
     for r in 0..n {
         let b = blk.r0 + r;
-        blk.us[r * s * i..(r * s + 1) * i].fill(T::ZERO);
+        blk.us[r * s * iw..(r * s + 1) * iw].fill(T::ZERO);
         for t in 1..s {
             let src = ((t - 1) * nb + b) * i;
-            blk.us[(r * s + t) * i..(r * s + t + 1) * i]
-                .copy_from_slice(&ctx.batch.inputs[src..src + i]);
+            let dst = &mut blk.us[(r * s + t) * iw..(r * s + t + 1) * iw];
+            dst[..i].copy_from_slice(&ctx.batch.inputs[src..src + i]);
+            // The ones that make ∂b = Σ_t g_t a column of the ∂W_in product.
+            dst[i] = T::ONE;
         }
     }
     // W_in·u_t for every slot of every example at once: one ((n·S) × I)·(I × H) product.
     gemm(
         T::ONE,
-        View::new(blk.us, n * s, i),
+        View::strided(blk.us, 0, n * s, i, iw, 1),
         View::new(&p.w_in, h, i).t(),
         T::ZERO,
         ViewMut::new(blk.hs, n * s, h),
@@ -552,7 +564,6 @@ fn forward_backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
 
 // The per-block passes, compiled per instruction set (see `simd_dispatch`).
 simd_dispatch!(block_pass, forward_backward_block, (ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>));
-simd_dispatch!(fold_pass, fold_omega_block, (ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f64));
 
 /// Everything one call needs besides the parameters and the batch.
 #[derive(Debug, Clone, Copy)]
@@ -629,7 +640,8 @@ pub fn loss_and_grads<T: Float>(
     let counts = block_counts(nb, pool.current_num_threads());
     {
         let blocks = make_blocks(ws, &counts, h, i, o);
-        run_blocks(pool, blocks, |blk| block_pass::run(&ctx, blk));
+        let owner: Vec<usize> = (0..blocks.len()).collect();
+        run_on_owners(pool, blocks, &owner, |blk| block_pass::run(&ctx, blk));
     }
 
     // Reductions over examples in a fixed order.
@@ -649,14 +661,13 @@ pub fn loss_and_grads<T: Float>(
 
     // Step 3: ∂W_out = Σ_t ∂E/∂y_tᵀ·h_t, before step 4 overwrites the states. ∂E/∂y_t is zero
     // at unscored steps (the synthetic tasks score one step in T), so when few steps are
-    // scored the sum runs over the scored slots alone, slot by slot in order.
+    // scored the sum runs over the scored slots alone, slot by slot in order; otherwise each
+    // group of examples takes its share below.
     let scored: Vec<usize> = (1..s)
         .filter(|&t| block_scored(batch, 0, nb, t - 1))
         .collect();
-    let rows = nb * s;
-    if scored.len() * 4 >= s - 1 {
-        par_gemm_at_b(pool, rows, o, h, &ws.dy, o, &ws.hs, h, &mut grads.w_out);
-    } else {
+    let dense_out = scored.len() * 4 >= s - 1;
+    if !dense_out {
         grads.w_out.fill(T::ZERO);
         for &t in &scored {
             let (dy, hs) = (&ws.dy[t * o..], &ws.hs[t * h..]);
@@ -668,29 +679,21 @@ pub fn loss_and_grads<T: Float>(
     }
     column_sums(&ws.dy, o, &mut grads.b_out);
 
-    // Step 4.
+    // Steps 3 (dense), 4 and 5, one group of examples at a time.
     let alpha = settings.omega.alpha;
-    if alpha != 0.0 && n_pairs > 0 {
-        let beta = alpha / n_pairs as f64;
-        let blocks = make_blocks(ws, &counts, h, i, o);
-        run_blocks(pool, blocks, |blk| fold_pass::run(&ctx, blk, beta));
+    let beta = (alpha != 0.0 && n_pairs > 0).then(|| alpha / n_pairs as f64);
+    let groups = block_counts(nb, gradient_groups(nb, s, h));
+    let mut parts = std::mem::take(&mut ws.parts);
+    parts.prepare(groups.len(), &dims, dense_out);
+    {
+        let blocks = make_blocks(ws, &groups, h, i, o);
+        let jobs: Vec<_> = blocks.into_iter().zip(parts.split(grads, &dims)).collect();
+        run_on_owners(pool, jobs, &owners(&groups, &counts), |(blk, part)| {
+            gradient_pass::run(&ctx, blk, part, beta, dense_out)
+        });
     }
-
-    // Step 5: g_t pairs with h_{t−1}, one row earlier; slot 0 of G is zero, so the pairs that
-    // straddle two examples add nothing.
-    par_gemm_at_b(
-        pool,
-        rows - 1,
-        h,
-        h,
-        &ws.gs[h..],
-        h,
-        &ws.hs[..(rows - 1) * h],
-        h,
-        &mut grads.w_rec,
-    );
-    par_gemm_at_b(pool, rows, h, i, &ws.gs, h, &ws.us, i, &mut grads.w_in);
-    column_sums(&ws.gs, h, &mut grads.b);
+    parts.add_into(grads, &dims, dense_out);
+    ws.parts = parts;
     if params.has_x0() {
         column_sums(&ws.v0, h, &mut grads.x0);
     }
@@ -703,15 +706,174 @@ pub fn loss_and_grads<T: Float>(
     })
 }
 
-fn run_blocks<'a, T: Float, F>(pool: &ThreadPool, mut blocks: Vec<Block<'a, T>>, f: F)
-where
-    F: Fn(&mut Block<'a, T>) + Sync,
-{
-    if blocks.len() == 1 {
-        f(&mut blocks[0]);
-    } else {
-        pool.install(|| blocks.par_iter_mut().for_each(&f));
+/// How many groups of examples the weight gradients are summed in: one per example up to 8
+/// (enough for a laptop's cores), fewer when the groups' extra H × H sums would pass 1/16 of
+/// the stored states (so that memory stays close to what BPTT must hold). Depends on the
+/// shapes alone, never on the thread count.
+fn gradient_groups(batch: usize, slots: usize, h: usize) -> usize {
+    (1 + batch * slots / (8 * h.max(1))).min(batch).clamp(1, 8)
+}
+
+/// One group's share of the weight gradients; the first group's ∂W_rec and ∂W_out go straight
+/// into the gradient.
+struct GradPart<'a, T> {
+    w_rec: &'a mut [T],
+    /// `(I+1) × H`: ∂W_inᵀ with ∂b as its last row.
+    w_in_b: &'a mut [T],
+    w_out: &'a mut [T],
+}
+
+/// The groups' shares of the weight gradients, kept from one call to the next.
+struct GradParts<T> {
+    w_rec: Vec<T>,  // (G−1, H, H)
+    w_in_b: Vec<T>, // (G, I+1, H)
+    w_out: Vec<T>,  // (G−1, O, H), only when step 3 runs per group
+    groups: usize,
+}
+
+impl<T> Default for GradParts<T> {
+    fn default() -> Self {
+        GradParts {
+            w_rec: Vec::new(),
+            w_in_b: Vec::new(),
+            w_out: Vec::new(),
+            groups: 0,
+        }
     }
+}
+
+impl<T: Float> GradParts<T> {
+    fn prepare(&mut self, groups: usize, dims: &Dims, dense_out: bool) {
+        let (h, i, o) = (dims.n_hidden, dims.n_in, dims.n_out);
+        self.groups = groups;
+        self.w_rec.resize((groups - 1) * h * h, T::ZERO);
+        self.w_in_b.resize(groups * (i + 1) * h, T::ZERO);
+        self.w_out
+            .resize(if dense_out { (groups - 1) * o * h } else { 0 }, T::ZERO);
+    }
+
+    fn split<'a>(&'a mut self, grads: &'a mut Params<T>, dims: &Dims) -> Vec<GradPart<'a, T>> {
+        let (h, i, o) = (dims.n_hidden, dims.n_in, dims.n_out);
+        let rec = std::iter::once(&mut grads.w_rec[..]).chain(self.w_rec.chunks_exact_mut(h * h));
+        let out = std::iter::once(&mut grads.w_out[..]).chain(self.w_out.chunks_exact_mut(o * h));
+        // Without per-group ∂W_out there is no chunk to hand out past the first.
+        let out = out.chain(std::iter::repeat_with(|| &mut [][..]));
+        rec.zip(self.w_in_b.chunks_exact_mut((i + 1) * h))
+            .zip(out)
+            .map(|((w_rec, w_in_b), w_out)| GradPart {
+                w_rec,
+                w_in_b,
+                w_out,
+            })
+            .take(self.groups)
+            .collect()
+    }
+
+    /// Adds the groups' shares into the gradient, in group order.
+    fn add_into(&mut self, grads: &mut Params<T>, dims: &Dims, dense_out: bool) {
+        let (h, i) = (dims.n_hidden, dims.n_in);
+        add_rows(&mut grads.w_rec, &self.w_rec);
+        if dense_out {
+            add_rows(&mut grads.w_out, &self.w_out);
+        }
+        let (sum, rest) = self.w_in_b.split_at_mut((i + 1) * h);
+        add_rows(sum, rest);
+        // sum is ∂W_inᵀ (I × H) followed by ∂b.
+        for (j, row) in grads.w_in.chunks_exact_mut(i).enumerate() {
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = sum[c * h + j];
+            }
+        }
+        grads.b.copy_from_slice(&sum[i * h..]);
+    }
+}
+
+/// `acc += Σ_j parts[j]` for the equal-sized chunks of `parts`, in order.
+fn add_rows<T: Float>(acc: &mut [T], parts: &[T]) {
+    for part in parts.chunks_exact(acc.len().max(1)) {
+        for (a, v) in acc.iter_mut().zip(part) {
+            *a += *v;
+        }
+    }
+}
+
+/// Steps 3 (when dense), 4 and 5 for one group of examples, into its share of the gradient.
+#[inline(always)]
+fn gradient_group<T: Float>(
+    ctx: &Ctx<'_, T>,
+    blk: &mut Block<'_, T>,
+    part: &mut GradPart<'_, T>,
+    beta: Option<f64>,
+    dense_out: bool,
+) {
+    let p = ctx.p;
+    let (h, i, o) = (p.dims.n_hidden, p.dims.n_in, p.dims.n_out);
+    let rows = blk.n * ctx.slots;
+    if dense_out {
+        matmul_at_b(rows, blk.dy, o, 0, blk.hs, h, h, part.w_out);
+    }
+    if let Some(beta) = beta {
+        fold_omega_block(ctx, blk, beta);
+    }
+    // g_t pairs with h_{t−1}, one row earlier; slot 0 of G is zero, so the pairs that straddle
+    // two examples add nothing.
+    matmul_at_b(rows - 1, &blk.gs[h..], h, 0, blk.hs, h, h, part.w_rec);
+    matmul_at_b(rows, blk.us, i + 1, 0, blk.gs, h, h, part.w_in_b);
+}
+
+simd_dispatch!(
+    gradient_pass,
+    gradient_group,
+    (ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, part: &mut GradPart<'_, T>, beta: Option<f64>, dense_out: bool)
+);
+
+/// Runs `f` on every item, item j on pool thread `owner[j]`; on the caller when the pool has
+/// one thread or there is one item.
+///
+/// The owners are fixed so that the thread that runs the forward and backward recurrences of
+/// a block of examples also sums their weight gradients, from its own core's cache (left to
+/// work stealing, the two halves of the batch changed threads half of the time, and reading
+/// the other core's rows made the gradient pass up to twice as slow).
+fn run_on_owners<I: Send, F>(pool: &ThreadPool, items: Vec<I>, owner: &[usize], f: F)
+where
+    F: Fn(&mut I) + Sync,
+{
+    if pool.current_num_threads() == 1 || items.len() == 1 {
+        items.into_iter().for_each(|mut item| f(&mut item));
+        return;
+    }
+    let slots: Vec<Mutex<Option<I>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
+    pool.broadcast(|ctx| {
+        for (slot, _) in slots.iter().zip(owner).filter(|(_, &w)| w == ctx.index()) {
+            // Each item is taken once, by its owner; a poisoned lock means f panicked, which
+            // the broadcast re-raises on the caller.
+            if let Some(mut item) = slot.lock().ok().and_then(|mut s| s.take()) {
+                f(&mut item);
+            }
+        }
+    });
+}
+
+/// For each range of examples (as counts), the index of the range of `blocks` that holds its
+/// first example.
+fn owners(ranges: &[usize], blocks: &[usize]) -> Vec<usize> {
+    let block_starts = starts(blocks);
+    starts(ranges)
+        .into_iter()
+        .map(|e| block_starts.partition_point(|&b| b <= e).saturating_sub(1))
+        .collect()
+}
+
+/// The first example of each range, from the ranges' counts.
+fn starts(counts: &[usize]) -> Vec<usize> {
+    counts
+        .iter()
+        .scan(0, |acc, &n| {
+            let start = *acc;
+            *acc += n;
+            Some(start)
+        })
+        .collect()
 }
 
 /// `out[j] = Σ_r m[r][j]` over the rows of a row-major matrix, in row order.
@@ -754,12 +916,7 @@ pub fn forward<T: Float>(
         x0
     };
     let counts = block_counts(batch, pool.current_num_threads());
-    let mut starts = Vec::with_capacity(counts.len());
-    let mut acc = 0;
-    for &c in &counts {
-        starts.push(acc);
-        acc += c;
-    }
+    let starts = starts(&counts);
     let mut finals: Vec<&mut [T]> = Vec::new();
     let mut rest = &mut final_state[..];
     for &c in &counts {
