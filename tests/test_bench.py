@@ -3,12 +3,14 @@ asserted by a test)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from rnnstab_cli import engine
 from rnnstab_cli.bench import BenchConfig, run_benchmark
-from rnnstab_cli.bench.measure import update_memory
+from rnnstab_cli.bench.measure import cpu_steal, steal_fraction, update_memory
 from rnnstab_cli.bench.peers import NumpyBptt
 from rnnstab_cli.errors import UsageError
 
@@ -30,6 +32,20 @@ def test_rows_cover_the_implementations_and_count_flops_consistently() -> None:
         assert r.vs_numpy == pytest.approx(r.updates_per_s / np_rate)
     assert any("Ω costs" in r.note for r in rows)
     assert any("end to end" in r.note for r in rows)
+    steal = facts["steal_fraction"]
+    assert steal is None or 0.0 <= float(steal) <= 1.0  # type: ignore[arg-type]
+
+
+def test_steal_is_read_from_the_kernels_cpu_line(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  100 0 20 800 5 0 5 70 30 0\ncpu0 50 0 10 400 2 0 2 35 15 0\n")
+    assert cpu_steal(str(stat)) == (70, 1000)
+    assert steal_fraction((70, 1000), (120, 1500)) == pytest.approx(0.1)
+    assert steal_fraction(None, (120, 1500)) is None
+    assert cpu_steal(str(tmp_path / "missing")) is None
+    stat.write_text("intr 1 2 3\n")
+    assert cpu_steal(str(stat)) is None
 
 
 def test_memory_is_measured_against_what_bptt_must_hold() -> None:

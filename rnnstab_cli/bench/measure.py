@@ -270,6 +270,31 @@ def matmul_ceiling() -> float:
     return float(json.loads(out.stdout)["gflops"])
 
 
+def cpu_steal(stat: str = "/proc/stat") -> tuple[int, int] | None:
+    """(steal, total) CPU time of all cores so far, in clock ticks, from Linux's ``/proc/stat``;
+    None where it is not available. Steal is time a virtual machine's cores were runnable but
+    its host ran something else: while it lasts, every rate measured is below the machine's
+    own, and a multi-threaded run waits at each join for the core that was taken away."""
+    try:
+        with open(stat) as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is already
+    # part of user time, so the total is the first eight.
+    ticks = [int(v) for v in fields[1:9]]
+    return ticks[7], sum(ticks)
+
+
+def steal_fraction(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
+    """The share of CPU time stolen by the host between two :func:`cpu_steal` readings."""
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
+
+
 def run_benchmark(
     configs: list[BenchConfig],
     *,
@@ -284,6 +309,7 @@ def run_benchmark(
     peer versions)."""
     cores = os.cpu_count() or 1
     threads = threads or cores
+    steal_start = cpu_steal()
     ceiling = matmul_ceiling()
     facts: dict[str, object] = {
         "ceiling_gflops": ceiling,
@@ -302,6 +328,7 @@ def run_benchmark(
     for cfg in configs:
         for row in _measure_config(cfg, seconds, threads, cores, ceiling, peers, sweep_row, gpu):
             add(row)
+    facts["steal_fraction"] = steal_fraction(steal_start, cpu_steal())
     return rows, facts
 
 

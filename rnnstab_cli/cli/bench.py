@@ -101,5 +101,11 @@ def bench(
             r.note,
         )
     Console(width=200).print(table)
+    steal = facts["steal_fraction"]
+    if isinstance(steal, float) and steal >= 0.01:
+        print(
+            f"The virtual machine's host took {steal:.0%} of the CPU time during this run "
+            "(steal): the rates are below this machine's own, multi-threaded ones most."
+        )
     if facts["torch"] is None:
         print("PyTorch is not installed: `pip install 'rnnstab[bench]'` adds the torch column.")
