@@ -72,15 +72,16 @@ def test_value_clipping_clamps_each_entry() -> None:
 
 
 # The weight gradients are summed in 1 + B·(T+1)/(8H) groups of examples (at most 8, at most B):
-# one group at (T, H) = (30, 70), where the widths pass a vector's lanes, and four at (40, 20),
-# which the threads share unevenly at 3 and 5 threads.
+# one group at (T, B, H) = (30, 13, 70), where the widths pass a vector's lanes, and four at
+# (40, 13, 20), which the threads share unevenly at 3 and 5 threads. A batch of one shares each
+# product's output rows among the threads instead (large enough to be split at (60, 1, 70)).
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("alpha", [0.0, 2.0])
-@pytest.mark.parametrize(("t", "h"), [(30, 70), (40, 20)])
+@pytest.mark.parametrize(("t", "b", "h"), [(30, 13, 70), (40, 13, 20), (60, 1, 70)])
 def test_results_are_bit_identical_across_thread_counts(
-    dtype: str, alpha: float, t: int, h: int
+    dtype: str, alpha: float, t: int, b: int, h: int
 ) -> None:
-    params, x, y, m = problem(2, t=t, b=13, h=h, dtype=dtype)
+    params, x, y, m = problem(2, t=t, b=b, h=h, dtype=dtype)
     runs = [
         engine.loss_and_grads(params, x, y, m, omega_alpha=alpha, threads=n) for n in (1, 2, 3, 5)
     ]

@@ -33,7 +33,7 @@ use crate::error::{EngineError, Result};
 use crate::float::Float;
 use crate::fpmode::FlushDenormals;
 use crate::kernels::{matmul_packed, simd_dispatch, PackedMatrix};
-use crate::linalg::{gemm, View, ViewMut};
+use crate::linalg::{gemm, par_matmul_at_b, View, ViewMut};
 use crate::loss::{loss_and_grad, Loss, TimeReduction};
 use crate::model::{Batch, Dims, InitialState, Params};
 
@@ -688,8 +688,10 @@ pub fn loss_and_grads<T: Float>(
     {
         let blocks = make_blocks(ws, &groups, h, i, o);
         let jobs: Vec<_> = blocks.into_iter().zip(parts.split(grads, &dims)).collect();
+        // A batch smaller than the pool (a batch of one) shares each product out instead.
+        let split = (groups.len() < pool.current_num_threads()).then_some(pool);
         run_on_owners(pool, jobs, &owners(&groups, &counts), |(blk, part)| {
-            gradient_pass::run(&ctx, blk, part, beta, dense_out)
+            gradient_pass::run(&ctx, blk, part, beta, dense_out, split)
         });
     }
     parts.add_into(grads, &dims, dense_out);
@@ -798,6 +800,7 @@ fn add_rows<T: Float>(acc: &mut [T], parts: &[T]) {
 }
 
 /// Steps 3 (when dense), 4 and 5 for one group of examples, into its share of the gradient.
+/// With `split`, each product's output rows are shared among that pool's threads.
 #[inline(always)]
 fn gradient_group<T: Float>(
     ctx: &Ctx<'_, T>,
@@ -805,26 +808,38 @@ fn gradient_group<T: Float>(
     part: &mut GradPart<'_, T>,
     beta: Option<f64>,
     dense_out: bool,
+    split: Option<&ThreadPool>,
 ) {
     let p = ctx.p;
     let (h, i, o) = (p.dims.n_hidden, p.dims.n_in, p.dims.n_out);
     let rows = blk.n * ctx.slots;
+    let at_b = |k, a: &[T], lda, b: &[T], out: &mut [T]| match split {
+        Some(pool) => par_matmul_at_b(pool, k, a, lda, b, h, h, out),
+        None => matmul_at_b(k, a, lda, 0, b, h, h, out),
+    };
     if dense_out {
-        matmul_at_b(rows, blk.dy, o, 0, blk.hs, h, h, part.w_out);
+        at_b(rows, blk.dy, o, blk.hs, part.w_out);
     }
     if let Some(beta) = beta {
         fold_omega_block(ctx, blk, beta);
     }
     // g_t pairs with h_{t−1}, one row earlier; slot 0 of G is zero, so the pairs that straddle
     // two examples add nothing.
-    matmul_at_b(rows - 1, &blk.gs[h..], h, 0, blk.hs, h, h, part.w_rec);
-    matmul_at_b(rows, blk.us, i + 1, 0, blk.gs, h, h, part.w_in_b);
+    at_b(rows - 1, &blk.gs[h..], h, blk.hs, part.w_rec);
+    at_b(rows, blk.us, i + 1, blk.gs, part.w_in_b);
 }
 
 simd_dispatch!(
     gradient_pass,
     gradient_group,
-    (ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, part: &mut GradPart<'_, T>, beta: Option<f64>, dense_out: bool)
+    (
+        ctx: &Ctx<'_, T>,
+        blk: &mut Block<'_, T>,
+        part: &mut GradPart<'_, T>,
+        beta: Option<f64>,
+        dense_out: bool,
+        split: Option<&ThreadPool>
+    )
 );
 
 /// Runs `f` on every item, item j on pool thread `owner[j]`; on the caller when the pool has

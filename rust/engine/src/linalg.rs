@@ -1,5 +1,9 @@
 //! Safe strided matrix views over slices and the matrix products the engine is built from.
 
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use crate::at_b::matmul_at_b;
 use crate::float::Float;
 
 /// A read-only matrix inside a slice: entry (i, j) is `data[offset + i*rs + j*cs]`.
@@ -137,6 +141,51 @@ pub fn gemm<T: Float>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: View
     }
 }
 
+/// `out (m × n) = Aᵀ·B` ([`matmul_at_b`], A `k × m` and B `k × n` row-major with leading
+/// dimensions `lda`, `ldb`) with the rows of `out` shared out among the pool's threads: for the
+/// weight gradients of a batch too small to give every thread a group of examples (a batch of
+/// one). Each entry stays one FMA chain over all k rows, so the split never changes a bit.
+#[allow(clippy::too_many_arguments)]
+pub fn par_matmul_at_b<T: Float>(
+    pool: &ThreadPool,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    n: usize,
+    out: &mut [T],
+) {
+    let m = out.len() / n.max(1);
+    let threads = pool.current_num_threads().max(1);
+    // Small products are not worth a fork. Each piece streams all of B, so there should be one
+    // piece per thread, in whole blocks of 8 rows (the kernel's widest); where rounding to 8
+    // would unbalance the threads by more than a quarter (50 rows on two threads: 32 + 18),
+    // pieces of 8 shared out by work stealing run as 26 + 24.
+    let chunk_rows = if threads == 1 || k * m * n < 64 * 64 * 64 {
+        m
+    } else {
+        let even = m.div_ceil(threads).div_ceil(8) * 8;
+        if 4 * even > 5 * m.div_ceil(threads) {
+            8
+        } else {
+            even
+        }
+    };
+    let work = |(ci, oc): (usize, &mut [T])| {
+        matmul_at_b(k, a, lda, ci * chunk_rows, b, ldb, n, oc);
+    };
+    if chunk_rows >= m {
+        work((0, out));
+    } else {
+        pool.install(|| {
+            out.par_chunks_mut(chunk_rows * n)
+                .enumerate()
+                .for_each(work)
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +242,31 @@ mod tests {
         let want = naive(&a, &b, m, k, n);
         for (x, y) in c.iter().zip(want) {
             assert!((x - (2.0 * y + 1.0)).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn row_split_at_b_is_identical_across_thread_counts() {
+        let (k, m, n) = (300, 70, 50);
+        let a: Vec<f32> = (0..k * m)
+            .map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104729) % 1000) as f32 / 991.0 - 0.5)
+            .collect();
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut out = vec![0.0f32; m * n];
+            par_matmul_at_b(&pool, k, &a, m, &b, n, n, &mut out);
+            out
+        };
+        let mut whole = vec![0.0f32; m * n];
+        matmul_at_b(k, &a, m, 0, &b, n, n, &mut whole);
+        for t in [1, 2, 3, 4] {
+            assert_eq!(whole, run(t), "{t} threads changed the bits");
         }
     }
 }
