@@ -3,13 +3,14 @@ asserted by a test)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rnnstab_cli import engine
-from rnnstab_cli.bench import BenchConfig, run_benchmark
+from rnnstab_cli.bench import BenchConfig, measure, run_benchmark
 from rnnstab_cli.bench.measure import cpu_steal, steal_fraction, update_memory
 from rnnstab_cli.bench.peers import NumpyBptt
 from rnnstab_cli.errors import UsageError
@@ -82,3 +83,28 @@ def test_numpy_peer_computes_the_engines_update() -> None:
     for k, v in tr.params.items():
         # float32 throughout; both sides round differently in products over T·B terms.
         np.testing.assert_allclose(v, peer.params[k], rtol=1e-5, atol=1e-7)
+
+
+def test_rate_counts_a_window_the_host_stole_from_only_when_no_quiet_one_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (steal, total) readings, two per window: the first three windows lose half their CPU time
+    # to the host, the fourth none. The stolen windows are given the faster calls, so picking
+    # by speed alone would choose them.
+    readings = [(0, 0), (50, 100), (50, 100), (100, 200), (100, 200), (150, 300)]
+    readings += [(150, 300), (150, 400)]
+    taken = []
+
+    def fake_steal(stat: str = "/proc/stat") -> tuple[int, int]:
+        taken.append(1)
+        return readings[len(taken) - 1]
+
+    monkeypatch.setattr(measure, "cpu_steal", fake_steal)
+
+    def update() -> None:
+        window = (len(taken) - 1) // 2
+        time.sleep(0.001 if window < 3 else 0.004)
+
+    r = measure.rate(update, seconds=0.003, warmup=0, windows=3)
+    assert len(taken) == 8  # three stolen windows, then one more, which was quiet
+    assert r < 1 / 0.004 * 1.01  # the quiet window's rate, not the stolen ones' (≈ 1000/s)
