@@ -75,9 +75,11 @@ def test_value_clipping_clamps_each_entry() -> None:
 # one group at (T, B, H) = (30, 13, 70), where the widths pass a vector's lanes, and four at
 # (40, 13, 20), which the threads share unevenly at 3 and 5 threads. A batch of one shares each
 # product's output rows among the threads instead (large enough to be split at (60, 1, 70)).
+# The recurrences run in blocks of at least 8 examples, up to four per thread: at (10, 40, 20)
+# five blocks, which the threads take as they free up.
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("alpha", [0.0, 2.0])
-@pytest.mark.parametrize(("t", "b", "h"), [(30, 13, 70), (40, 13, 20), (60, 1, 70)])
+@pytest.mark.parametrize(("t", "b", "h"), [(30, 13, 70), (40, 13, 20), (60, 1, 70), (10, 40, 20)])
 def test_results_are_bit_identical_across_thread_counts(
     dtype: str, alpha: float, t: int, b: int, h: int
 ) -> None:

@@ -637,12 +637,11 @@ pub fn loss_and_grads<T: Float>(
         w_rec_t: &w_rec_t,
         w_rec: &w_rec,
     };
-    let counts = block_counts(nb, pool.current_num_threads());
-    {
+    let counts = block_counts(nb, recurrence_blocks(nb, h, pool.current_num_threads()));
+    let ran_on = {
         let blocks = make_blocks(ws, &counts, h, i, o);
-        let owner: Vec<usize> = (0..blocks.len()).collect();
-        run_on_owners(pool, blocks, &owner, |blk| block_pass::run(&ctx, blk));
-    }
+        run_shared_out(pool, blocks, |blk| block_pass::run(&ctx, blk))
+    };
 
     // Reductions over examples in a fixed order.
     let loss: f64 = ws
@@ -690,7 +689,11 @@ pub fn loss_and_grads<T: Float>(
         let jobs: Vec<_> = blocks.into_iter().zip(parts.split(grads, &dims)).collect();
         // A batch smaller than the pool (a batch of one) shares each product out instead.
         let split = (groups.len() < pool.current_num_threads()).then_some(pool);
-        run_on_owners(pool, jobs, &owners(&groups, &counts), |(blk, part)| {
+        let owner: Vec<usize> = owners(&groups, &counts)
+            .iter()
+            .map(|&b| ran_on[b])
+            .collect();
+        run_on_owners(pool, jobs, &owner, |(blk, part)| {
             gradient_pass::run(&ctx, blk, part, beta, dense_out, split)
         });
     }
@@ -842,13 +845,53 @@ simd_dispatch!(
     )
 );
 
+/// How many blocks of examples the recurrences run in: one per thread, or up to four per
+/// thread where each keeps at least max(8, H/8) examples. The threads take blocks as they free
+/// up, so a core that runs slower for a while (on a virtual machine the two cores were measured
+/// running the same work in 12.7 and 20.4 ms at once) takes fewer blocks instead of holding up
+/// the other. The floor keeps the step product efficient: each pass over W_rec (from L2 once
+/// H·H no longer fits L1) must serve enough rows (measured at H = 512: 8 blocks of 16 rows ran
+/// ~10% slower than 2 of 64; at H = 100, 5 blocks ran ~10% faster than 2).
+fn recurrence_blocks(batch: usize, h: usize, threads: usize) -> usize {
+    if threads <= 1 {
+        1
+    } else {
+        (batch / (h / 8).max(8)).clamp(threads, 4 * threads)
+    }
+}
+
+/// Runs `f` on every item, shared out among the pool's threads by work stealing; on the caller
+/// when the pool has one thread or there is one item. Returns the index of the thread that
+/// ran each item (0 when run on the caller).
+fn run_shared_out<I: Send, F>(pool: &ThreadPool, mut items: Vec<I>, f: F) -> Vec<usize>
+where
+    F: Fn(&mut I) + Sync,
+{
+    if pool.current_num_threads() == 1 || items.len() == 1 {
+        items.iter_mut().for_each(&f);
+        return vec![0; items.len()];
+    }
+    let mut ran_on = vec![0; items.len()];
+    pool.install(|| {
+        items
+            .par_iter_mut()
+            .zip(ran_on.par_iter_mut())
+            .with_max_len(1)
+            .for_each(|(item, thread)| {
+                *thread = rayon::current_thread_index().unwrap_or(0);
+                f(item);
+            })
+    });
+    ran_on
+}
+
 /// Runs `f` on every item, item j on pool thread `owner[j]`; on the caller when the pool has
 /// one thread or there is one item.
 ///
-/// The owners are fixed so that the thread that runs the forward and backward recurrences of
-/// a block of examples also sums their weight gradients, from its own core's cache (left to
-/// work stealing, the two halves of the batch changed threads half of the time, and reading
-/// the other core's rows made the gradient pass up to twice as slow).
+/// The owners are the threads that ran the forward and backward recurrences of the items'
+/// examples, so each sums their weight gradients from its own core's cache (left to work
+/// stealing, the two halves of the batch changed threads half of the time, and reading the
+/// other core's rows made the gradient pass up to twice as slow).
 fn run_on_owners<I: Send, F>(pool: &ThreadPool, items: Vec<I>, owner: &[usize], f: F)
 where
     F: Fn(&mut I) + Sync,
