@@ -226,8 +226,8 @@ def update_memory(cfg: BenchConfig) -> tuple[float, float]:
     """(measured, needed) bytes of one update. Measured: the peak RSS growth over three updates
     in a fresh process, after the parameters and the batch exist (Linux only). Needed: what
     BPTT as the engine does it must hold — h_t and g_t for every step and example (the weight
-    gradients are one product over all of them at the end), the inputs and output gradients,
-    and the parameters' gradient."""
+    gradients are products over all of them at the end), the inputs and output gradients, and
+    the parameters' gradient."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
         before, peak = pool.apply(_memory_worker, (cfg,))

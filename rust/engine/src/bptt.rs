@@ -100,7 +100,7 @@ pub struct Workspace<T> {
     row_loss: Vec<f64>,     // (B,)       Σ_t m·ℓ per example
     row_scale: Vec<f64>,    // (B,)       the example's weight in E
     omega_c: Vec<f64>,      // (B, S)     eq. (10)'s coefficient of pair k (slot k)
-    omega_term: Vec<f64>,   // (B, S)    Ω_k of pair k
+    row_omega: Vec<f64>,    // (B,)       Σ_k Ω_k over the example's pairs
     omega_valid: Vec<bool>, // (B, S)  pair k carries error signal
     w_out_part: Vec<T>,     // (O, H)     one scored slot's share of ∂W_out
     parts: GradParts<T>,    // each group's share of the weight gradients
@@ -128,7 +128,7 @@ impl<T: Float> Workspace<T> {
             row_loss: Vec::new(),
             row_scale: Vec::new(),
             omega_c: Vec::new(),
-            omega_term: Vec::new(),
+            row_omega: Vec::new(),
             omega_valid: Vec::new(),
             w_out_part: Vec::new(),
             parts: GradParts::default(),
@@ -150,7 +150,7 @@ impl<T: Float> Workspace<T> {
         self.row_loss.resize(batch, 0.0);
         self.row_scale.resize(batch, 0.0);
         self.omega_c.resize(rows, 0.0);
-        self.omega_term.resize(rows, 0.0);
+        self.row_omega.resize(batch, 0.0);
         self.omega_valid.resize(rows, false);
         self.w_out_part.resize(o * h, T::ZERO);
         self.batch = batch;
@@ -210,7 +210,7 @@ struct Block<'a, T> {
     row_loss: &'a mut [f64],
     row_scale: &'a [f64],
     omega_c: &'a mut [f64],
-    omega_term: &'a mut [f64],
+    row_omega: &'a mut [f64],
     omega_valid: &'a mut [bool],
 }
 
@@ -246,7 +246,7 @@ fn make_blocks<'a, T: Float>(
     let (mut rl, mut rs) = (&mut ws.row_loss[..], &ws.row_scale[..]);
     let (mut oc, mut ot, mut ov) = (
         &mut ws.omega_c[..],
-        &mut ws.omega_term[..],
+        &mut ws.row_omega[..],
         &mut ws.omega_valid[..],
     );
     let mut r0 = 0;
@@ -266,7 +266,7 @@ fn make_blocks<'a, T: Float>(
             row_loss: take_rows(&mut rl, n, 1),
             row_scale: scale,
             omega_c: take_rows(&mut oc, n, s),
-            omega_term: take_rows(&mut ot, n, s),
+            row_omega: take_rows(&mut ot, n, 1),
             omega_valid: take_rows(&mut ov, n, s),
         });
         r0 += n;
@@ -391,8 +391,17 @@ fn omega_pair(form: OmegaForm, a2: f64, v2: f64) -> (f64, f64) {
     }
 }
 
+/// Records pair `at` = (row r, slot k): its validity, its eq. (10) coefficient, and its Ω_k in
+/// the row's sum.
 #[inline(always)]
-fn record_pair(form: OmegaForm, blk: &mut Block<'_, impl Float>, at: usize, a2: f64, v2: f64) {
+fn record_pair(
+    form: OmegaForm,
+    blk: &mut Block<'_, impl Float>,
+    r: usize,
+    at: usize,
+    a2: f64,
+    v2: f64,
+) {
     let valid = a2 >= OMEGA_MIN_SIGNAL;
     blk.omega_valid[at] = valid;
     let (term, c) = if valid {
@@ -400,7 +409,7 @@ fn record_pair(form: OmegaForm, blk: &mut Block<'_, impl Float>, at: usize, a2: 
     } else {
         (0.0, 0.0)
     };
-    blk.omega_term[at] = term;
+    blk.row_omega[r] += term;
     blk.omega_c[at] = c;
 }
 
@@ -437,7 +446,7 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
         blk.gs[r * s * h..(r * s + 1) * h].fill(T::ZERO);
     }
     blk.omega_valid.fill(false);
-    blk.omega_term.fill(0.0);
+    blk.row_omega.fill(0.0);
     blk.omega_c.fill(0.0);
     let mut carry = vec![T::ZERO; n * np]; // g_{t+1}·W_rec, i.e. (W_recᵀ g_{t+1})ᵀ
     let mut local = vec![T::ZERO; n * h]; // ∂E/∂y_t·W_out
@@ -486,7 +495,7 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
                 0.0
             };
             if has_next {
-                record_pair(ctx.form, blk, at, g2_next[r], v2);
+                record_pair(ctx.form, blk, r, at, g2_next[r], v2);
             }
             g2_next[r] = g2;
         }
@@ -504,7 +513,7 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
             *v = *c * *d;
         }
         let v2 = sq_norm(v0);
-        record_pair(ctx.form, blk, at, g2_next[r], v2);
+        record_pair(ctx.form, blk, r, at, g2_next[r], v2);
     }
 }
 
@@ -651,7 +660,7 @@ pub fn loss_and_grads<T: Float>(
         .map(|(l, s)| l * s)
         .sum();
     let n_pairs = ws.omega_valid.iter().filter(|v| **v).count();
-    let omega_sum: f64 = ws.omega_term.iter().sum();
+    let omega_sum: f64 = ws.row_omega.iter().sum();
     let omega = if n_pairs > 0 {
         omega_sum / n_pairs as f64
     } else {
@@ -712,11 +721,12 @@ pub fn loss_and_grads<T: Float>(
 }
 
 /// How many groups of examples the weight gradients are summed in: one per example up to 8
-/// (enough for a laptop's cores), fewer when the groups' extra H × H sums would pass 1/16 of
+/// (enough for a laptop's cores), fewer when the groups' extra H × H sums would pass 1/32 of
 /// the stored states (so that memory stays close to what BPTT must hold). Depends on the
-/// shapes alone, never on the thread count.
+/// shapes alone, never on the thread count; a pool with more threads than groups shares each
+/// product's rows out instead.
 fn gradient_groups(batch: usize, slots: usize, h: usize) -> usize {
-    (1 + batch * slots / (8 * h.max(1))).min(batch).clamp(1, 8)
+    (1 + batch * slots / (16 * h.max(1))).min(batch).clamp(1, 8)
 }
 
 /// One group's share of the weight gradients; the first group's ∂W_rec and ∂W_out go straight
