@@ -110,11 +110,20 @@ class Batch:
 
 def _one_hot(symbols: npt.NDArray[np.integer], n: int) -> npt.NDArray[np.float32]:
     """One-hot encode integer symbols: (...,) -> (..., n) float32."""
-    # zeros + scatter beats np.eye(n)[symbols] for large n: it writes one value per entry.
+    if n <= _ONE_HOT_TAKE_MAX:
+        # Copying rows of the identity is one pass over the output: twice as fast as
+        # zeros + scatter at six symbols (the temporal order problem's training data).
+        return np.take(_EYES[n], symbols, axis=0)
+    # zeros + scatter beats copying identity rows for large n: it writes one value per entry.
     out = np.zeros((*symbols.shape, n), dtype=np.float32)
     flat = out.reshape(-1, n)
     flat[np.arange(flat.shape[0]), symbols.ravel()] = 1.0
     return out
+
+
+#: Up to this many symbols, :func:`_one_hot` copies rows of an identity matrix.
+_ONE_HOT_TAKE_MAX = 16
+_EYES = {n: np.eye(n, dtype=np.float32) for n in range(1, _ONE_HOT_TAKE_MAX + 1)}
 
 
 def _positions(

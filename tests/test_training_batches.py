@@ -39,6 +39,15 @@ def test_regression_targets_are_padded_in_the_training_dtype() -> None:
     assert chunk.targets.shape == (2, chunk.inputs.shape[1], 4, 1)
     assert chunk.targets.dtype == np.float64 and chunk.inputs.dtype == np.float64
     np.testing.assert_array_equal(chunk.mask.sum(axis=(1, 2)), [4, 4])
+    # Batches of one length are stacked without padding, in the same dtypes.
+    same = [task.sample(4, 20, rng) for _ in range(3)]
+    chunk = pad_and_stack(same, np.dtype("float64"))
+    assert chunk.targets.dtype == np.float64 and chunk.inputs.dtype == np.float64
+    assert chunk.mask.dtype == np.float64 and list(chunk.steps) == [same[0].n_steps] * 3
+    for k, b in enumerate(same):
+        np.testing.assert_array_equal(chunk.inputs[k], b.inputs)
+        np.testing.assert_array_equal(chunk.targets[k], b.targets)
+        np.testing.assert_array_equal(chunk.mask[k], b.mask)
 
 
 def test_chunks_depend_only_on_seed_and_index() -> None:
