@@ -391,17 +391,15 @@ fn omega_pair(form: OmegaForm, a2: f64, v2: f64) -> (f64, f64) {
     }
 }
 
-/// Records pair `at` = (row r, slot k): its validity, its eq. (10) coefficient, and its Ω_k in
-/// the row's sum.
+/// Records pair `at` (row r, slot k): its validity and its eq. (10) coefficient; returns Ω_k.
 #[inline(always)]
 fn record_pair(
     form: OmegaForm,
     blk: &mut Block<'_, impl Float>,
-    r: usize,
     at: usize,
     a2: f64,
     v2: f64,
-) {
+) -> f64 {
     let valid = a2 >= OMEGA_MIN_SIGNAL;
     blk.omega_valid[at] = valid;
     let (term, c) = if valid {
@@ -409,8 +407,8 @@ fn record_pair(
     } else {
         (0.0, 0.0)
     };
-    blk.row_omega[r] += term;
     blk.omega_c[at] = c;
+    term
 }
 
 /// ‖v‖², summed in the element type over 16 interleaved lanes (so the loop vectorises; a single
@@ -446,12 +444,15 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
         blk.gs[r * s * h..(r * s + 1) * h].fill(T::ZERO);
     }
     blk.omega_valid.fill(false);
-    blk.row_omega.fill(0.0);
     blk.omega_c.fill(0.0);
     let mut carry = vec![T::ZERO; n * np]; // g_{t+1}·W_rec, i.e. (W_recᵀ g_{t+1})ᵀ
     let mut local = vec![T::ZERO; n * h]; // ∂E/∂y_t·W_out
     let mut sd = vec![T::ZERO; h]; // σ'(x_t) of one row
     let mut g2_next = vec![0.0f64; n]; // ‖g_{t+1}‖² per row, from the previous iteration
+
+    // Σ_k Ω_k per row, summed here rather than in the block's slice of the workspace: rows of
+    // two blocks can share a cache line, and the threads would pass it back and forth.
+    let mut omega_sum = vec![0.0f64; n];
     for t in (0..s).rev() {
         let has_next = t + 1 < s;
         if has_next {
@@ -495,7 +496,7 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
                 0.0
             };
             if has_next {
-                record_pair(ctx.form, blk, r, at, g2_next[r], v2);
+                omega_sum[r] += record_pair(ctx.form, blk, at, g2_next[r], v2);
             }
             g2_next[r] = g2;
         }
@@ -513,8 +514,9 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
             *v = *c * *d;
         }
         let v2 = sq_norm(v0);
-        record_pair(ctx.form, blk, r, at, g2_next[r], v2);
+        omega_sum[r] += record_pair(ctx.form, blk, at, g2_next[r], v2);
     }
+    blk.row_omega.copy_from_slice(&omega_sum);
 }
 
 /// Step 4: eq. (10) folded into the W_rec product.
