@@ -48,21 +48,15 @@ fn main() {
     let k = rows * (t + 1);
     let g: Vec<f32> = (0..k * h).map(|i| ((i * 7) % 13) as f32 / 13.0).collect();
     let hs: Vec<f32> = (0..k * h).map(|i| ((i * 11) % 19) as f32 / 19.0).collect();
-    let mut out = vec![0.0f32; h * h];
-    time(
-        "dW_rec = GᵀH (k×H, k×H)",
-        (k * h * h) as f64,
-        200,
-        || matmul_at_b(k, &g, h, 0, &hs, h, h, &mut out),
-    );
+    // A weight-gradient product AᵀB over all k rows, A with m columns, B with H.
+    let at_b = |name: &str, a: &[f32], m: usize, b: &[f32]| {
+        let mut out = vec![0.0f32; m * h];
+        time(name, (k * m * h) as f64, 200, || {
+            matmul_at_b(k, a, m, 0, b, h, h, &mut out)
+        });
+    };
+    at_b("dW_rec = GᵀH (k×H, k×H)", &g, h, &hs);
     // ∂W_inᵀ and ∂b in one product: the inputs (I = 6) and a column of ones, against G.
-    let iw = 7;
-    let u: Vec<f32> = (0..k * iw).map(|i| ((i * 5) % 7) as f32 / 7.0).collect();
-    let mut out_in = vec![0.0f32; iw * h];
-    time(
-        "dW_in,db = [U 1]ᵀG (k×7, k×H)",
-        (k * iw * h) as f64,
-        200,
-        || matmul_at_b(k, &u, iw, 0, &g, h, h, &mut out_in),
-    );
+    let u: Vec<f32> = (0..k * 7).map(|i| ((i * 5) % 7) as f32 / 7.0).collect();
+    at_b("dW_in,db = [U 1]ᵀG (k×7, k×H)", &u, 7, &g);
 }
