@@ -44,6 +44,7 @@ __all__ = [
     "TASK_NAMES",
     "TEST_SEQUENCES",
     "Batch",
+    "Stack",
     "Task",
     "error_rate",
     "make_task",
@@ -108,6 +109,17 @@ class Batch:
         return int(self.inputs.shape[1])
 
 
+@dataclass(frozen=True, eq=False)
+class Stack:
+    """K batches of one length, from :meth:`Task.sample_stack`: ``inputs`` (K, T, B, I)
+    float32, ``targets`` (K, T, B) int64, ``mask`` (K, T, B) float32, with the meaning of
+    :class:`Batch`'s arrays; every sequence is T steps long."""
+
+    inputs: npt.NDArray[np.float32]
+    targets: npt.NDArray[np.int64]
+    mask: npt.NDArray[np.float32]
+
+
 def _one_hot(symbols: npt.NDArray[np.integer], n: int) -> npt.NDArray[np.float32]:
     """One-hot encode integer symbols: (...,) -> (..., n) float32."""
     if n <= _ONE_HOT_TAKE_MAX:
@@ -127,7 +139,11 @@ _EYES = {n: np.eye(n, dtype=np.float32) for n in range(1, _ONE_HOT_TAKE_MAX + 1)
 
 
 def _positions(
-    rng: np.random.Generator, n: npt.ArrayLike, lo_tenths: int, hi_tenths: int, size: int
+    rng: np.random.Generator,
+    n: npt.ArrayLike,
+    lo_tenths: int,
+    hi_tenths: int,
+    size: int | tuple[int, ...],
 ) -> npt.NDArray[np.int64]:
     """Uniform 0-based indices for the paper's 1-based range [lo/10 · n, hi/10 · n].
 
@@ -185,6 +201,27 @@ class Task(ABC):
 
     @abstractmethod
     def _sample(self, batch_size: int, length: int, rng: np.random.Generator) -> Batch: ...
+
+    def sample_stack(
+        self, count: int, batch_size: int, length: int, rng: np.random.Generator
+    ) -> Stack | None:
+        """``count`` batches of ``length`` steps sampled in one pass and stacked, or None when
+        this task samples batch by batch only (then call :meth:`sample` ``count`` times).
+
+        Training draws a hundred batches at a time; doing that in whole-array operations keeps
+        data generation a small fraction of an update. The batches are not those of ``count``
+        calls to :meth:`sample` with the same ``rng`` (the draws come in another order), but
+        they follow the same definition; the first is when ``count == 1``.
+        """
+        count = _check_int(count, "batch count", 1)
+        batch_size = _check_int(batch_size, "batch size", 1)
+        length = _check_int(length, f"sequence length for task {self.name!r}", self.min_length)
+        return self._sample_stack(count, batch_size, length, rng)
+
+    def _sample_stack(
+        self, count: int, batch_size: int, length: int, rng: np.random.Generator
+    ) -> Stack | None:
+        return None
 
     def errors(self, outputs: npt.ArrayLike, batch: Batch) -> npt.NDArray[np.bool_]:
         """Per-sequence failure flags (B,) bool for raw network ``outputs`` (T, B, O).
@@ -299,20 +336,27 @@ class _TemporalOrderTask(Task):
         self.n_out = 2 ** len(self.ranges)
 
     def _sample(self, batch_size: int, length: int, rng: np.random.Generator) -> Batch:
-        b = np.arange(batch_size)
-        symbols = rng.integers(2, 6, size=(length, batch_size))  # (T, B), distractors c..f
-        label = np.zeros(batch_size, dtype=np.int64)  # (B,)
-        for lo, hi in self.ranges:
-            pos = _positions(rng, length, lo, hi, batch_size)  # (B,)
-            bit = rng.integers(0, 2, size=batch_size)  # (B,) 0 = A, 1 = B
-            symbols[pos, b] = bit
-            label = 2 * label + bit
-        targets = np.zeros((length, batch_size), dtype=np.int64)  # (T, B)
-        targets[-1] = label
-        mask = np.zeros((length, batch_size), dtype=np.float32)  # (T, B)
-        mask[-1] = 1.0
+        stack = self._sample_stack(1, batch_size, length, rng)
         lengths = np.full(batch_size, length, dtype=np.int64)
-        return Batch(_one_hot(symbols, 6), targets, mask, lengths)
+        return Batch(stack.inputs[0], stack.targets[0], stack.mask[0], lengths)
+
+    def _sample_stack(
+        self, count: int, batch_size: int, length: int, rng: np.random.Generator
+    ) -> Stack:
+        k = np.arange(count)[:, None]  # (K, 1)
+        b = np.arange(batch_size)  # (B,)
+        symbols = rng.integers(2, 6, size=(count, length, batch_size))  # (K, T, B), c..f
+        label = np.zeros((count, batch_size), dtype=np.int64)  # (K, B)
+        for lo, hi in self.ranges:
+            pos = _positions(rng, length, lo, hi, (count, batch_size))  # (K, B)
+            bit = rng.integers(0, 2, size=(count, batch_size))  # (K, B) 0 = A, 1 = B
+            symbols[k, pos, b] = bit
+            label = 2 * label + bit
+        targets = np.zeros((count, length, batch_size), dtype=np.int64)  # (K, T, B)
+        targets[:, -1] = label
+        mask = np.zeros((count, length, batch_size), dtype=np.float32)  # (K, T, B)
+        mask[:, -1] = 1.0
+        return Stack(_one_hot(symbols, 6), targets, mask)
 
 
 class TemporalOrderTask(_TemporalOrderTask):

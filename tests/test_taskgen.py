@@ -201,10 +201,37 @@ def ab_positions(batch: Batch, n_marks: int) -> tuple[npt.NDArray, npt.NDArray]:
     return pos, bits
 
 
+def stacked(task: Task, count: int, batch_size: int, length: int, seed: int) -> Batch:
+    """``count`` batches from ``task.sample_stack``, laid side by side as one Batch of
+    ``count · batch_size`` sequences, so the definition checks read them like any batch."""
+    stack = task.sample_stack(count, batch_size, length, rng(seed))
+    assert stack is not None
+    assert stack.inputs.shape == (count, length, batch_size, task.n_in)
+    assert stack.targets.shape == stack.mask.shape == (count, length, batch_size)
+
+    def side_by_side(a: npt.NDArray) -> npt.NDArray:  # (K, T, B, ...) -> (T, K·B, ...)
+        return np.concatenate(list(a), axis=1)
+
+    return Batch(
+        side_by_side(stack.inputs),
+        side_by_side(stack.targets),
+        side_by_side(stack.mask),
+        np.full(count * batch_size, length, dtype=np.int64),
+    )
+
+
+def sampled(task: Task, n: int, length: int, seed: int, how: str) -> Batch:
+    """``n`` sequences from one call to ``sample`` or from a stack of 40 batches."""
+    if how == "sample":
+        return task.sample(n, length, rng(seed))
+    return stacked(task, 40, n // 40, length, seed)
+
+
+@pytest.mark.parametrize("how", ["sample", "stack"])
 @pytest.mark.parametrize("name", list(TO_RANGES))
 @pytest.mark.parametrize("length", [10, 19, 37, 100])
-def test_temporal_order_positions(name: str, length: int) -> None:
-    batch = make_task(name).sample(20_000, length, rng(length))
+def test_temporal_order_positions(name: str, length: int, how: str) -> None:
+    batch = sampled(make_task(name), 20_000, length, length, how)
     pos, _ = ab_positions(batch, len(TO_RANGES[name]))
     for k, (lo, hi) in enumerate(TO_RANGES[name]):
         # Paper [lo·T/10, hi·T/10] (1-based) -> 0-based floor(lo·T/10) .. floor(hi·T/10) - 1;
@@ -212,10 +239,11 @@ def test_temporal_order_positions(name: str, length: int) -> None:
         assert set(np.unique(pos[:, k])) == set(range(lo * length // 10, hi * length // 10))
 
 
+@pytest.mark.parametrize("how", ["sample", "stack"])
 @pytest.mark.parametrize("name", list(TO_RANGES))
-def test_temporal_order_labels_mask_and_balance(name: str) -> None:
+def test_temporal_order_labels_mask_and_balance(name: str, how: str) -> None:
     n_marks = len(TO_RANGES[name])
-    batch = make_task(name).sample(64_000, 60, rng(7))
+    batch = sampled(make_task(name), 64_000, 60, 7, how)
     assert batch.n_steps == 60
     np.testing.assert_array_equal(batch.lengths, 60)
     # Mask and target at the last step only.
@@ -233,6 +261,34 @@ def test_temporal_order_labels_mask_and_balance(name: str) -> None:
     symbols = batch.inputs.argmax(axis=-1)
     distractor_counts = np.bincount(symbols[symbols >= 2] - 2, minlength=4)
     assert chi_square(distractor_counts) < CHI2_CRIT_1E4[3]
+
+
+@pytest.mark.parametrize("name", list(TO_RANGES))
+def test_a_stack_of_one_is_the_batch_sample_draws(name: str) -> None:
+    task = make_task(name)
+    one = stacked(task, 1, 9, 30, seed=4)
+    ref = task.sample(9, 30, rng(4))
+    for field in ("inputs", "targets", "mask", "lengths"):
+        np.testing.assert_array_equal(getattr(one, field), getattr(ref, field))
+    # The batches of a stack differ from each other (every symbol is a fresh draw).
+    many = task.sample_stack(3, 9, 30, rng(4))
+    assert many is not None and not np.array_equal(many.inputs[0], many.inputs[1])
+
+
+@pytest.mark.parametrize("name", sorted(set(TASK_NAMES) - set(TO_RANGES)))
+def test_tasks_without_a_stacked_sampler_say_so(name: str) -> None:
+    assert make_task(name).sample_stack(3, 4, 20, rng()) is None
+
+
+@pytest.mark.parametrize(
+    ("count", "batch_size", "length", "match"),
+    [(0, 4, 20, "batch count"), (2, 0, 20, "batch size"), (2, 4, 9, "sequence length")],
+)
+def test_sample_stack_rejects_bad_sizes(
+    count: int, batch_size: int, length: int, match: str
+) -> None:
+    with pytest.raises(UsageError, match=match):
+        make_task("temporal-order").sample_stack(count, batch_size, length, rng())
 
 
 def test_temporal_order_rejects_a_biased_sample() -> None:

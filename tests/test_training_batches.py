@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnstab_cli.taskgen import make_task
-from rnnstab_cli.training.batches import ChunkSource, make_chunk, pad_and_stack
+from rnnstab_cli.training.batches import STREAM_TRAIN, ChunkSource, make_chunk, pad_and_stack
 from rnnstab_cli.training.config import LengthRange
 
 F32 = np.dtype("float32")
@@ -66,6 +66,29 @@ def test_fixed_length_chunks_have_no_padding() -> None:
     task = make_task("temporal-order")
     ch = make_chunk(task, seed=0, index=0, size=4, batch=2, length=LengthRange(25, 25), dtype=F32)
     assert list(ch.steps) == [25] * 4 and ch.inputs.shape[1] == 25
+
+
+def test_fixed_length_chunks_come_from_the_stacked_sampler_in_the_training_dtype() -> None:
+    task = make_task("temporal-order-3bit")
+    f64 = np.dtype("float64")
+    ch = make_chunk(task, seed=2, index=5, size=6, batch=3, length=LengthRange(30, 30), dtype=f64)
+    stack = task.sample_stack(6, 3, 30, np.random.default_rng([2, STREAM_TRAIN, 5]))
+    assert stack is not None
+    assert ch.inputs.dtype == ch.mask.dtype == f64 and ch.targets.dtype == np.int64
+    np.testing.assert_array_equal(ch.inputs, stack.inputs)
+    np.testing.assert_array_equal(ch.targets, stack.targets)
+    np.testing.assert_array_equal(ch.mask, stack.mask)
+
+
+def test_fixed_length_chunks_of_other_tasks_are_sampled_batch_by_batch() -> None:
+    task = make_task("memorization")
+    ch = make_chunk(task, seed=2, index=1, size=3, batch=4, length=LengthRange(20, 20), dtype=F32)
+    rng = np.random.default_rng([2, STREAM_TRAIN, 1])
+    for k in range(3):
+        b = task.sample(4, 20, rng)
+        np.testing.assert_array_equal(ch.inputs[k], b.inputs)
+        np.testing.assert_array_equal(ch.targets[k], b.targets)
+        np.testing.assert_array_equal(ch.mask[k], b.mask)
 
 
 def test_prefetching_source_gives_the_same_chunks() -> None:

@@ -96,6 +96,15 @@ def make_chunk(
     of a length drawn uniformly from ``length`` (the paper's single model for all lengths)."""
     rng = np.random.default_rng([seed, STREAM_TRAIN, index])
     if length.fixed:
+        stack = task.sample_stack(size, batch, length.lo, rng)
+        if stack is not None:
+            return Chunk(
+                index,
+                stack.inputs.astype(dtype, copy=False),
+                stack.targets,
+                stack.mask.astype(dtype, copy=False),
+                np.full(size, length.lo, dtype=np.int64),
+            )
         lengths = np.full(size, length.lo)
     else:
         lengths = rng.integers(length.lo, length.hi, size=size, endpoint=True)
