@@ -5,13 +5,20 @@ use rnnstab_engine::at_b::matmul_at_b;
 use rnnstab_engine::kernels::{matmul_packed, tanh_f32_slice, PackedMatrix};
 use std::time::Instant;
 
+/// Prints the time per call of `f`: the best of ten windows of `reps / 10` calls, so a window
+/// in which another process had the core does not count.
 fn time(name: &str, fmas: f64, reps: usize, mut f: impl FnMut()) {
     f();
-    let t = Instant::now();
-    for _ in 0..reps {
-        f();
-    }
-    let dt = t.elapsed().as_secs_f64() / reps as f64;
+    let per_window = (reps / 10).max(1);
+    let dt = (0..10)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..per_window {
+                f();
+            }
+            t.elapsed().as_secs_f64() / per_window as f64
+        })
+        .fold(f64::INFINITY, f64::min);
     println!(
         "{name:<28} {:>9.2} us  {:>7.1} GFLOP/s",
         dt * 1e6,

@@ -19,7 +19,12 @@ pub fn padded(width: usize) -> usize {
     width.div_ceil(NB) * NB
 }
 
-/// A `K × N` matrix stored row-major with `N` padded to [`padded`]`(N)`, extra columns zero.
+/// A `K × N` matrix with `N` padded to [`padded`]`(N)` (extra columns zero), stored as
+/// column panels [`NB`] wide: panel `p` holds columns `p·NB .. (p+1)·NB` of all `K` rows, row
+/// after row. The product kernel walks one panel from top to bottom for each block of output
+/// columns, so it reads memory in order: with plain row-major storage those reads were `N`
+/// apart, and for `N` = 512 (a 2 KiB stride) every one of them landed in the same few L1 sets
+/// and defeated the prefetchers.
 pub struct PackedMatrix<T> {
     pub k: usize,
     pub n: usize,
@@ -40,19 +45,29 @@ impl<T: Float> PackedMatrix<T> {
     /// Packs `M` (`k × n` row-major) as is.
     pub fn pack(&mut self, m: &[T], k: usize, n: usize) {
         self.reset(k, n);
-        for r in 0..k {
-            self.data[r * self.np..r * self.np + n].copy_from_slice(&m[r * n..(r + 1) * n]);
+        for c0 in (0..n).step_by(NB) {
+            let width = NB.min(n - c0);
+            let panel = &mut self.data[c0 * k..][..k * NB];
+            for (r, row) in panel.chunks_exact_mut(NB).enumerate() {
+                row[..width].copy_from_slice(&m[r * n + c0..][..width]);
+            }
         }
     }
 
     /// Packs `Mᵀ` where `M` is `n × k` row-major.
     pub fn pack_transposed(&mut self, m: &[T], n: usize, k: usize) {
         self.reset(k, n);
-        for r in 0..k {
-            for c in 0..n {
-                self.data[r * self.np + c] = m[c * k + r];
+        for c in 0..n {
+            let (panel, j) = (c / NB, c % NB);
+            for (r, &v) in m[c * k..][..k].iter().enumerate() {
+                self.data[(panel * k + r) * NB + j] = v;
             }
         }
+    }
+
+    /// Entry (r, c) of the packed matrix.
+    pub fn get(&self, r: usize, c: usize) -> T {
+        self.data[((c / NB) * self.k + r) * NB + c % NB]
     }
 
     fn reset(&mut self, k: usize, n: usize) {
@@ -90,7 +105,8 @@ pub fn matmul_packed<T: Float>(
 }
 
 /// The portable kernel: `R` rows by `W` columns of C live in registers while k runs; each
-/// step broadcasts one A entry per row and FMAs it with one packed row of B. Computes rows
+/// step broadcasts one A entry per row and FMAs it with the next `W` entries of B's panel
+/// (see [`PackedMatrix`]). Computes rows
 /// `r0..` in blocks of `R` and returns the first row it did not reach. `W` must divide [`NB`].
 /// Instantiated per instruction set with block sizes that fit its register file.
 #[inline(always)]
@@ -113,8 +129,9 @@ fn matmul_rows<T: Float, const R: usize, const W: usize, const FMA: bool>(
         let arows: [&[T]; R] = std::array::from_fn(|r| &a[a_off + (r0 + r) * lda..][..k]);
         for jb in (0..np).step_by(W) {
             let mut acc = [[T::ZERO; W]; R];
-            for (kk, bfull) in b.chunks_exact(np).enumerate() {
-                let brow: &[T; W] = match bfull[jb..jb + W].try_into() {
+            let panel = &b[(jb / NB) * k * NB..][..k * NB];
+            for (kk, bfull) in panel.chunks_exact(NB).enumerate() {
+                let brow: &[T; W] = match bfull[jb % NB..jb % NB + W].try_into() {
                     Ok(r) => r,
                     Err(_) => unreachable!("a slice of length W"),
                 };
@@ -450,6 +467,7 @@ mod tests {
             (9, 33, 70),
             (4, 7, 32),
             (13, 64, 3),
+            (3, 100, 130),
         ] {
             let a: Vec<f64> = (0..rows * (k + 3))
                 .map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0)
@@ -459,6 +477,11 @@ mod tests {
                 .collect();
             let mut p = PackedMatrix::new();
             p.pack(&m, k, n);
+            for r in 0..k {
+                for j in 0..p.np {
+                    assert_eq!(p.get(r, j), if j < n { m[r * n + j] } else { 0.0 });
+                }
+            }
             let mut c = vec![f64::NAN; rows * p.np];
             matmul_packed(&a, 2, k + 3, rows, &p, &mut c);
             for r in 0..rows {
@@ -479,7 +502,7 @@ mod tests {
             assert_eq!((pt.k, pt.n), (n, k));
             for r in 0..n {
                 for j in 0..k {
-                    assert_eq!(pt.data[r * pt.np + j], m[j * n + r]);
+                    assert_eq!(pt.get(r, j), m[j * n + r]);
                 }
             }
         }
