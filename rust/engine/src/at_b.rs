@@ -62,6 +62,16 @@ mod avx512 {
     /// Rows of A and B per chunk: 64 rows of two 50-wide f32 operands are 25 KiB, inside L1.
     const KC: usize = 64;
 
+    /// Rows per chunk of the packed path: a panel of B is then 128 rows of 32 f32, 16 KiB.
+    const KC_PACKED: usize = 128;
+
+    /// From this size on, rows of A and B are copied into panels first. Wide rows are far
+    /// apart in memory (2 KiB at 512 f32), so the rows a tile reads fall into a handful of
+    /// L1 sets and evict each other; with two or more row blocks each panel of B is read by
+    /// several tiles, which pays for the copy.
+    const PACK_MIN_M: usize = 16;
+    const PACK_MIN_N: usize = 128;
+
     /// Stamps out the tile kernel and its driver for one element type.
     macro_rules! kernel {
         ($t:ty, $vec:ty, $mask:ty, $lanes:expr,
@@ -157,6 +167,93 @@ mod avx512 {
                 row
             }
 
+            /// One tile of `rr ≤ 8` rows at a time (the last row block of a packed chunk).
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn tile_of<const V: usize>(
+                rr: usize,
+                k: usize,
+                a: *const $t,
+                b: *const $t,
+                ldb: usize,
+                mask: $mask,
+                out: *mut $t,
+                ldo: usize,
+                first: bool,
+            ) {
+                match rr {
+                    8 => tile::<8, V>(k, a, rr, b, ldb, mask, out, ldo, first),
+                    7 => tile::<7, V>(k, a, rr, b, ldb, mask, out, ldo, first),
+                    6 => tile::<6, V>(k, a, rr, b, ldb, mask, out, ldo, first),
+                    5 => tile::<5, V>(k, a, rr, b, ldb, mask, out, ldo, first),
+                    4 => tile::<4, V>(k, a, rr, b, ldb, mask, out, ldo, first),
+                    3 => tile::<3, V>(k, a, rr, b, ldb, mask, out, ldo, first),
+                    2 => tile::<2, V>(k, a, rr, b, ldb, mask, out, ldo, first),
+                    _ => tile::<1, V>(k, a, rr, b, ldb, mask, out, ldo, first),
+                }
+            }
+
+            /// All of `out` for wide operands, over chunks of [`KC_PACKED`] rows: each chunk
+            /// of B is copied into panels one tile wide and each of A into panels one row
+            /// block wide, so every tile reads both in order. Then one panel of B (16 KiB in
+            /// f32) stays in L1 while the row blocks of A stream past it.
+            #[target_feature(enable = "avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn all_packed(
+                k: usize,
+                a: *const $t,
+                lda: usize,
+                b: *const $t,
+                ldb: usize,
+                n: usize,
+                out: *mut $t,
+                m: usize,
+            ) {
+                const TW: usize = 2 * $lanes; // a tile's width
+                let (panels, blocks) = (n.div_ceil(TW), m.div_ceil(8));
+                let mut bp: Vec<$t> = vec![0.0; KC_PACKED * panels * TW];
+                let mut ap: Vec<$t> = vec![0.0; KC_PACKED * m];
+                let mut r0 = 0;
+                while r0 < k {
+                    let kn = KC_PACKED.min(k - r0);
+                    for p in 0..panels {
+                        let (c0, panel) = (p * TW, &mut bp[p * kn * TW..][..kn * TW]);
+                        let w = TW.min(n - c0);
+                        for (r, dst) in panel.chunks_exact_mut(TW).enumerate() {
+                            let src = std::slice::from_raw_parts(b.add((r0 + r) * ldb + c0), w);
+                            dst[..w].copy_from_slice(src);
+                        }
+                    }
+                    // Row block q holds columns 8q.. of A's rows, `rr` of them per row.
+                    for q in 0..blocks {
+                        let (i0, rr) = (8 * q, 8.min(m - 8 * q));
+                        let panel = &mut ap[kn * i0..][..kn * rr];
+                        for (r, dst) in panel.chunks_exact_mut(rr).enumerate() {
+                            let src = std::slice::from_raw_parts(a.add((r0 + r) * lda + i0), rr);
+                            dst.copy_from_slice(src);
+                        }
+                    }
+                    let first = r0 == 0;
+                    for p in 0..panels {
+                        let (c0, bpp) = (p * TW, bp.as_ptr().add(p * kn * TW));
+                        let w = TW.min(n - c0);
+                        for q in 0..blocks {
+                            let (i0, rr) = (8 * q, 8.min(m - 8 * q));
+                            let (app, o) = (ap.as_ptr().add(kn * i0), out.add(i0 * n + c0));
+                            if w > $lanes {
+                                let mask = (<$mask>::MAX) >> (TW - w);
+                                tile_of::<2>(rr, kn, app, bpp, TW, mask, o, n, first);
+                            } else {
+                                let mask = (<$mask>::MAX) >> ($lanes - w);
+                                tile_of::<1>(rr, kn, app, bpp, TW, mask, o, n, first);
+                            }
+                        }
+                    }
+                    r0 += kn;
+                }
+            }
+
             /// All rows of `out`: blocks of 8 (16 accumulators), then one of the rest, over chunks of
             /// [`KC`] rows of A and B so that each chunk is read from L1 by every tile.
             #[target_feature(enable = "avx512f")]
@@ -171,6 +268,9 @@ mod avx512 {
                 out: *mut $t,
                 m: usize,
             ) {
+                if m >= PACK_MIN_M && n >= PACK_MIN_N {
+                    return all_packed(k, a, lda, b, ldb, n, out, m);
+                }
                 let mut r0 = 0;
                 while r0 < k {
                     let kn = KC.min(k - r0);
@@ -284,7 +384,9 @@ mod tests {
     fn matches_naive_product_for_every_tile_shape() {
         // Row counts hit the block of 8 and every remainder (1 to 7); widths every column case:
         // below one vector, exactly one, between one and two, two, and more; strides exceed
-        // the widths; k past one chunk of rows (KC = 64) continues stored sums.
+        // the widths; k past one chunk of rows (KC = 64) continues stored sums. The last three
+        // take the packed path (m ≥ 16, n ≥ 128), with partial row blocks and tiles, k past
+        // its chunks of 128 rows, and k shorter than one.
         for &(k, m, n) in &[
             (1usize, 1usize, 1usize),
             (130, 14, 20),
@@ -297,6 +399,9 @@ mod tests {
             (9, 21, 32),
             (6, 11, 33),
             (4, 2, 70),
+            (300, 21, 150),
+            (129, 16, 128),
+            (5, 40, 140),
         ] {
             let (lda, ldb, i0) = (m + 5, n + 3, 2);
             let a: Vec<f64> = (0..k * lda + i0)
@@ -312,16 +417,47 @@ mod tests {
             let b32: Vec<f32> = b.iter().map(|x| *x as f32).collect();
             let mut got32 = vec![f32::NAN; m * n];
             matmul_at_b(k, &a32, lda, i0, &b32, ldb, n, &mut got32);
+            // Rounding bound: k terms of magnitude ≤ 1, partial sums ≤ k, so at most k²·ε:
+            // 2e-11 in f64 and 1.1e-2 in f32 at k = 300, the largest k here (f32 inputs are
+            // rounded too, adding k·ε). An indexing error would be off by whole products,
+            // O(0.1) or more; the largest tolerance is that only at k = 300.
+            let kk = (k * k) as f64;
+            let (tol64, tol32) = (kk * 2.3e-16, kk * 1.2e-7 + 1e-6);
             for (idx, w) in want.iter().enumerate() {
-                // Rounding bound: k terms of magnitude ≤ 1, partial sums ≤ k, so at most
-                // k²·ε: 2e-12 in f64 and 1e-3 in f32 at k = 130. An indexing error would be
-                // off by whole products, O(0.1) or more, far above either tolerance.
-                assert!((got[idx] - w).abs() < 1e-10, "f64 ({k},{m},{n}) at {idx}");
+                assert!((got[idx] - w).abs() <= tol64, "f64 ({k},{m},{n}) at {idx}");
                 assert!(
-                    (got32[idx] as f64 - w).abs() < 2e-3,
+                    (got32[idx] as f64 - w).abs() <= tol32,
                     "f32 ({k},{m},{n}) at {idx}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn packed_and_direct_paths_give_the_same_bits() {
+        // All 40 output rows at once take the packed path; 5 rows at a time (what a split
+        // across threads can leave) the direct one. Every entry is the same FMA chain either
+        // way, so the bits must agree, which keeps results independent of the thread count.
+        let (k, m, n, lda, ldb) = (300usize, 40usize, 150usize, 43usize, 151usize);
+        let a: Vec<f32> = (0..k * lda)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let b: Vec<f32> = (0..k * ldb)
+            .map(|i| ((i * 53) % 97) as f32 / 48.0 - 1.0)
+            .collect();
+        let mut whole = vec![0.0f32; m * n];
+        matmul_at_b(k, &a, lda, 0, &b, ldb, n, &mut whole);
+        for (piece, rows) in whole.chunks_exact(5 * n).enumerate() {
+            let mut part = vec![0.0f32; 5 * n];
+            matmul_at_b(k, &a, lda, 5 * piece, &b, ldb, n, &mut part);
+            assert!(
+                part.iter()
+                    .zip(rows)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "rows {}..{}",
+                5 * piece,
+                5 * piece + 5
+            );
         }
     }
 }
