@@ -111,13 +111,21 @@ class Batch:
 
 @dataclass(frozen=True, eq=False)
 class Stack:
-    """K batches of one length, from :meth:`Task.sample_stack`: ``inputs`` (K, T, B, I)
-    float32, ``targets`` (K, T, B) int64, ``mask`` (K, T, B) float32, with the meaning of
-    :class:`Batch`'s arrays; every sequence is T steps long."""
+    """K batches from :meth:`Task.sample_stack`, each laid out as a :class:`Batch` and padded
+    at the end to the longest, T steps: ``inputs`` (K, T, B, I) float32, ``targets`` (K, T, B)
+    int64 or (K, T, B, O) float32, ``mask`` (K, T, B) float32, ``lengths`` (K, B) every
+    sequence's own length and ``steps`` (K,) each batch's, that of its longest sequence."""
 
     inputs: npt.NDArray[np.float32]
-    targets: npt.NDArray[np.int64]
+    targets: npt.NDArray[np.int64] | npt.NDArray[np.float32]
     mask: npt.NDArray[np.float32]
+    lengths: npt.NDArray[np.int64]
+    steps: npt.NDArray[np.int64]
+
+    def batch(self, k: int) -> Batch:
+        """Batch ``k`` alone, without the padding to the other batches' length."""
+        n = int(self.steps[k])
+        return Batch(self.inputs[k, :n], self.targets[k, :n], self.mask[k, :n], self.lengths[k])
 
 
 def _one_hot(symbols: npt.NDArray[np.integer], n: int) -> npt.NDArray[np.float32]:
@@ -211,7 +219,7 @@ class Task(ABC):
         Training draws a hundred batches at a time; doing that in whole-array operations keeps
         data generation a small fraction of an update. The batches are not those of ``count``
         calls to :meth:`sample` with the same ``rng`` (the draws come in another order), but
-        they follow the same definition; the first is when ``count == 1``.
+        they follow the same definition; ``count == 1`` gives what :meth:`sample` gives.
         """
         count = _check_int(count, "batch count", 1)
         batch_size = _check_int(batch_size, "batch size", 1)
@@ -275,24 +283,31 @@ class _TwoNumberTask(Task):
     ) -> npt.NDArray[np.float32]: ...
 
     def _sample(self, batch_size: int, length: int, rng: np.random.Generator) -> Batch:
-        b = np.arange(batch_size)
-        lengths = rng.integers(length, (11 * length) // 10, size=batch_size, endpoint=True)
+        return self._sample_stack(1, batch_size, length, rng).batch(0)
+
+    def _sample_stack(
+        self, count: int, batch_size: int, length: int, rng: np.random.Generator
+    ) -> Stack:
+        kb = (count, batch_size)
+        k = np.arange(count)[:, None]  # (K, 1)
+        b = np.arange(batch_size)  # (B,)
+        lengths = rng.integers(length, (11 * length) // 10, size=kb, endpoint=True)  # (K, B)
         n_steps = int(lengths.max())
-        p1 = _positions(rng, lengths, 0, 1, batch_size)  # (B,)
-        p2 = _positions(rng, lengths, 1, 5, batch_size)  # (B,)
-        values = rng.random((n_steps, batch_size), dtype=np.float32)  # (T, B)
-        inside = np.arange(n_steps)[:, None] < lengths[None, :]  # (T, B)
+        p1 = _positions(rng, lengths, 0, 1, kb)  # (K, B)
+        p2 = _positions(rng, lengths, 1, 5, kb)  # (K, B)
+        values = rng.random((count, n_steps, batch_size), dtype=np.float32)  # (K, T, B)
+        inside = np.arange(n_steps)[:, None] < lengths[:, None, :]  # (K, T, B)
         values *= inside  # pad with zeros past each sequence's end
-        inputs = np.zeros((n_steps, batch_size, 2), dtype=np.float32)  # (T, B, I)
-        inputs[:, :, 0] = values
-        inputs[p1, b, 1] = 1.0
-        inputs[p2, b, 1] = 1.0
-        last = lengths - 1  # (B,)
-        targets = np.zeros((n_steps, batch_size, 1), dtype=np.float32)  # (T, B, O)
-        targets[last, b, 0] = self._combine(values[p1, b], values[p2, b])
-        mask = np.zeros((n_steps, batch_size), dtype=np.float32)  # (T, B)
-        mask[last, b] = 1.0
-        return Batch(inputs, targets, mask, lengths.astype(np.int64))
+        inputs = np.zeros((count, n_steps, batch_size, 2), dtype=np.float32)  # (K, T, B, I)
+        inputs[..., 0] = values
+        inputs[k, p1, b, 1] = 1.0
+        inputs[k, p2, b, 1] = 1.0
+        last = lengths - 1  # (K, B)
+        targets = np.zeros((count, n_steps, batch_size, 1), dtype=np.float32)  # (K, T, B, O)
+        targets[k, last, b, 0] = self._combine(values[k, p1, b], values[k, p2, b])
+        mask = np.zeros((count, n_steps, batch_size), dtype=np.float32)  # (K, T, B)
+        mask[k, last, b] = 1.0
+        return Stack(inputs, targets, mask, lengths.astype(np.int64), lengths.max(axis=1))
 
 
 class AdditionTask(_TwoNumberTask):
@@ -336,9 +351,7 @@ class _TemporalOrderTask(Task):
         self.n_out = 2 ** len(self.ranges)
 
     def _sample(self, batch_size: int, length: int, rng: np.random.Generator) -> Batch:
-        stack = self._sample_stack(1, batch_size, length, rng)
-        lengths = np.full(batch_size, length, dtype=np.int64)
-        return Batch(stack.inputs[0], stack.targets[0], stack.mask[0], lengths)
+        return self._sample_stack(1, batch_size, length, rng).batch(0)
 
     def _sample_stack(
         self, count: int, batch_size: int, length: int, rng: np.random.Generator
@@ -356,7 +369,8 @@ class _TemporalOrderTask(Task):
         targets[:, -1] = label
         mask = np.zeros((count, length, batch_size), dtype=np.float32)  # (K, T, B)
         mask[:, -1] = 1.0
-        return Stack(_one_hot(symbols, 6), targets, mask)
+        lengths = np.full((count, batch_size), length, dtype=np.int64)
+        return Stack(_one_hot(symbols, 6), targets, mask, lengths, np.full(count, length))
 
 
 class TemporalOrderTask(_TemporalOrderTask):

@@ -34,6 +34,10 @@ EXPECTED_META = {
     "memorization": (4, 2, "classification", "softmax_ce"),
 }
 
+#: The tasks that sample many batches in one pass (Task.sample_stack).
+STACKED = ["addition", "multiplication", "temporal-order", "temporal-order-3bit"]
+
+
 # Upper 1e-4 quantiles of the chi-square distribution (df = 3, 5, 7); a correct generator
 # fails a balance test with probability 1e-4, and the seeds are fixed, so it never flakes.
 CHI2_CRIT_1E4 = {3: 21.108, 5: 25.745, 7: 29.877}
@@ -113,7 +117,35 @@ def test_invariants_any_length(name: str, batch_size: int, extra: int, seed: int
     """For any valid size: masked steps lie inside each sequence, perfect outputs score 0."""
     task = make_task(name)
     length = type(task).min_length + extra
-    batch = task.sample(batch_size, length, rng(seed))
+    check_invariants(task, task.sample(batch_size, length, rng(seed)))
+
+
+@given(
+    name=st.sampled_from(STACKED),
+    count=st.integers(1, 4),
+    batch_size=st.integers(1, 6),
+    extra=st.integers(0, 50),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_invariants_of_each_batch_of_a_stack(
+    name: str, count: int, batch_size: int, extra: int, seed: int
+) -> None:
+    """Every batch of a stack, cut to its own length, is a batch as ``sample`` gives them."""
+    task = make_task(name)
+    length = type(task).min_length + extra
+    stack = task.sample_stack(count, batch_size, length, rng(seed))
+    assert stack is not None
+    for k in range(count):
+        batch = stack.batch(k)
+        assert batch.n_steps == stack.steps[k] == batch.lengths.max()
+        check_invariants(task, batch)
+        # Past its own length, a batch is padding: no input and no cost.
+        assert not stack.inputs[k, batch.n_steps :].any()
+        assert not stack.mask[k, batch.n_steps :].any()
+
+
+def check_invariants(task: Task, batch: Batch) -> None:
+    batch_size = batch.batch_size
     steps = np.arange(batch.n_steps)[:, None]  # (T, 1)
     inside = steps < batch.lengths[None, :]  # (T, B)
     assert np.all(batch.mask[~inside] == 0)
@@ -125,13 +157,44 @@ def test_invariants_any_length(name: str, batch_size: int, extra: int, seed: int
     assert not task.errors(perfect_outputs(task, batch), batch).any()
 
 
+def stacked(task: Task, count: int, batch_size: int, length: int, seed: int) -> Batch:
+    """``count`` batches from ``task.sample_stack``, laid side by side as one Batch of
+    ``count · batch_size`` sequences, so the definition checks read them like any batch."""
+    stack = task.sample_stack(count, batch_size, length, rng(seed))
+    assert stack is not None
+    t = stack.inputs.shape[1]
+    assert stack.inputs.shape == (count, t, batch_size, task.n_in)
+    assert stack.targets.shape[:3] == stack.mask.shape == (count, t, batch_size)
+    # Each batch is as long as its longest sequence, the stack as its longest batch.
+    np.testing.assert_array_equal(stack.steps, stack.lengths.max(axis=1))
+    assert t == stack.steps.max()
+
+    def side_by_side(a: npt.NDArray) -> npt.NDArray:  # (K, T, B, ...) -> (T, K·B, ...)
+        return np.concatenate(list(a), axis=1)
+
+    return Batch(
+        side_by_side(stack.inputs),
+        side_by_side(stack.targets),
+        side_by_side(stack.mask),
+        stack.lengths.reshape(-1),
+    )
+
+
+def sampled(task: Task, n: int, length: int, seed: int, how: str) -> Batch:
+    """``n`` sequences from one call to ``sample`` or from a stack of 40 batches."""
+    if how == "sample":
+        return task.sample(n, length, rng(seed))
+    return stacked(task, 40, n // 40, length, seed)
+
+
 # ---------------------------------------------------------------- addition / multiplication
 
 
+@pytest.mark.parametrize("how", ["sample", "stack"])
 @pytest.mark.parametrize("name", ["addition", "multiplication"])
 @pytest.mark.parametrize("length", [10, 20, 37, 100])
-def test_two_number_lengths_and_positions(name: str, length: int) -> None:
-    batch = make_task(name).sample(20_000, length, rng(length))
+def test_two_number_lengths_and_positions(name: str, length: int, how: str) -> None:
+    batch = sampled(make_task(name), 20_000, length, length, how)
     lengths = batch.lengths
     # T' uniform over T .. floor(11T/10): every value occurs, nothing else does.
     assert set(np.unique(lengths)) == set(range(length, (11 * length) // 10 + 1))
@@ -150,9 +213,10 @@ def test_two_number_lengths_and_positions(name: str, length: int) -> None:
         assert set(np.unique(p2[sel])) == set(range(tp // 10, tp // 2))
 
 
+@pytest.mark.parametrize("how", ["sample", "stack"])
 @pytest.mark.parametrize("name", ["addition", "multiplication"])
-def test_two_number_targets_padding_and_mask(name: str) -> None:
-    batch = make_task(name).sample(5_000, 50, rng(1))
+def test_two_number_targets_padding_and_mask(name: str, how: str) -> None:
+    batch = sampled(make_task(name), 5_000, 50, 1, how)
     b = np.arange(5_000)
     values, marker = batch.inputs[:, :, 0], batch.inputs[:, :, 1]  # (T, B) each
     last = batch.lengths - 1
@@ -201,32 +265,6 @@ def ab_positions(batch: Batch, n_marks: int) -> tuple[npt.NDArray, npt.NDArray]:
     return pos, bits
 
 
-def stacked(task: Task, count: int, batch_size: int, length: int, seed: int) -> Batch:
-    """``count`` batches from ``task.sample_stack``, laid side by side as one Batch of
-    ``count · batch_size`` sequences, so the definition checks read them like any batch."""
-    stack = task.sample_stack(count, batch_size, length, rng(seed))
-    assert stack is not None
-    assert stack.inputs.shape == (count, length, batch_size, task.n_in)
-    assert stack.targets.shape == stack.mask.shape == (count, length, batch_size)
-
-    def side_by_side(a: npt.NDArray) -> npt.NDArray:  # (K, T, B, ...) -> (T, K·B, ...)
-        return np.concatenate(list(a), axis=1)
-
-    return Batch(
-        side_by_side(stack.inputs),
-        side_by_side(stack.targets),
-        side_by_side(stack.mask),
-        np.full(count * batch_size, length, dtype=np.int64),
-    )
-
-
-def sampled(task: Task, n: int, length: int, seed: int, how: str) -> Batch:
-    """``n`` sequences from one call to ``sample`` or from a stack of 40 batches."""
-    if how == "sample":
-        return task.sample(n, length, rng(seed))
-    return stacked(task, 40, n // 40, length, seed)
-
-
 @pytest.mark.parametrize("how", ["sample", "stack"])
 @pytest.mark.parametrize("name", list(TO_RANGES))
 @pytest.mark.parametrize("length", [10, 19, 37, 100])
@@ -263,19 +301,15 @@ def test_temporal_order_labels_mask_and_balance(name: str, how: str) -> None:
     assert chi_square(distractor_counts) < CHI2_CRIT_1E4[3]
 
 
-@pytest.mark.parametrize("name", list(TO_RANGES))
-def test_a_stack_of_one_is_the_batch_sample_draws(name: str) -> None:
-    task = make_task(name)
-    one = stacked(task, 1, 9, 30, seed=4)
-    ref = task.sample(9, 30, rng(4))
-    for field in ("inputs", "targets", "mask", "lengths"):
-        np.testing.assert_array_equal(getattr(one, field), getattr(ref, field))
-    # The batches of a stack differ from each other (every symbol is a fresh draw).
-    many = task.sample_stack(3, 9, 30, rng(4))
-    assert many is not None and not np.array_equal(many.inputs[0], many.inputs[1])
+@pytest.mark.parametrize("name", STACKED)
+def test_the_batches_of_a_stack_are_fresh_draws(name: str) -> None:
+    many = make_task(name).sample_stack(3, 9, 30, rng(4))
+    assert many is not None
+    assert not np.array_equal(many.inputs[0], many.inputs[1])
+    assert not np.array_equal(many.inputs[1], many.inputs[2])
 
 
-@pytest.mark.parametrize("name", sorted(set(TASK_NAMES) - set(TO_RANGES)))
+@pytest.mark.parametrize("name", sorted(set(TASK_NAMES) - set(STACKED)))
 def test_tasks_without_a_stacked_sampler_say_so(name: str) -> None:
     assert make_task(name).sample_stack(3, 4, 20, rng()) is None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from rnnstab_cli.taskgen import make_task
 from rnnstab_cli.training.batches import STREAM_TRAIN, ChunkSource, make_chunk, pad_and_stack
@@ -68,13 +69,20 @@ def test_fixed_length_chunks_have_no_padding() -> None:
     assert list(ch.steps) == [25] * 4 and ch.inputs.shape[1] == 25
 
 
-def test_fixed_length_chunks_come_from_the_stacked_sampler_in_the_training_dtype() -> None:
-    task = make_task("temporal-order-3bit")
+@pytest.mark.parametrize("name", ["temporal-order-3bit", "addition"])
+def test_fixed_length_chunks_come_from_the_stacked_sampler_in_the_training_dtype(
+    name: str,
+) -> None:
+    task = make_task(name)
     f64 = np.dtype("float64")
     ch = make_chunk(task, seed=2, index=5, size=6, batch=3, length=LengthRange(30, 30), dtype=f64)
     stack = task.sample_stack(6, 3, 30, np.random.default_rng([2, STREAM_TRAIN, 5]))
     assert stack is not None
-    assert ch.inputs.dtype == ch.mask.dtype == f64 and ch.targets.dtype == np.int64
+    assert ch.inputs.dtype == ch.mask.dtype == f64
+    # Class indices stay integers; regression targets take the training dtype.
+    assert ch.targets.dtype == (np.int64 if task.kind == "classification" else f64)
+    # Each batch keeps its own length (addition's sequences run 30 to 33 steps).
+    np.testing.assert_array_equal(ch.steps, stack.steps)
     np.testing.assert_array_equal(ch.inputs, stack.inputs)
     np.testing.assert_array_equal(ch.targets, stack.targets)
     np.testing.assert_array_equal(ch.mask, stack.mask)

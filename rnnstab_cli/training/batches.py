@@ -98,12 +98,13 @@ def make_chunk(
     if length.fixed:
         stack = task.sample_stack(size, batch, length.lo, rng)
         if stack is not None:
+            regression = stack.targets.ndim == 4
             return Chunk(
                 index,
                 stack.inputs.astype(dtype, copy=False),
-                stack.targets,
+                stack.targets.astype(dtype, copy=False) if regression else stack.targets,
                 stack.mask.astype(dtype, copy=False),
-                np.full(size, length.lo, dtype=np.int64),
+                stack.steps.astype(np.int64, copy=False),
             )
         lengths = np.full(size, length.lo)
     else:
