@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from rnnstab_cli.errors import UsageError
+from rnnstab_cli.toml_files import read_toml
 from rnnstab_cli.training.config import (
     TRAJECTORY_KEYS,
     TrainConfig,
@@ -175,21 +176,6 @@ def _jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_spec_file(path: Path) -> dict[str, Any]:
-    if path.is_dir():
-        raise UsageError(f"sweep spec {str(path)!r} is a directory")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"sweep spec {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read sweep spec {str(path)!r}: {e}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"sweep spec {str(path)!r} is not valid TOML: {e}") from None
-
-
 def _axis_values(key: str, raw: Any, source: str) -> list[Any]:
     """An axis as written (a list, or an inclusive integer range ``"A..B"``) → its values,
     type-checked and canonical. UsageError names ``axes.<key>``."""
@@ -230,7 +216,7 @@ def _axis_values(key: str, raw: Any, source: str) -> list[Any]:
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a spec file (keys and value types; the grid is checked by :func:`expand`)."""
     p = Path(path)
-    raw = _read_spec_file(p)
+    raw = read_toml(p, "sweep spec")
     source = str(p)
     unknown = [k for k in raw if k not in SPEC_KEYS]
     if unknown:

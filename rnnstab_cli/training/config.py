@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -42,14 +41,12 @@ from typing import Any, Final
 
 import numpy as np
 
-from rnnstab_cli.engine import ACTIVATIONS, CLIP_MODES, INITS, NONFINITE_POLICIES, OPTIMIZERS
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.taskgen import TASK_NAMES, TEST_SEQUENCES, Task, make_task
+from rnnstab_cli.toml_files import read_toml
+from rnnstab_cli.training.model_settings import DTYPES, METHODS, ModelSettings
+from rnnstab_cli.training.value_checks import choice, int_at_least, positive_int
 
-METHODS: Final[tuple[str, ...]] = ("sgd", "sgd-c", "sgd-cr")
-OMEGA_FORMS: Final[tuple[str, ...]] = ("norm", "squared")
-TIME_REDUCTIONS: Final[tuple[str, ...]] = ("sum", "mean")
-DTYPES: Final[tuple[str, ...]] = ("float32", "float64")
 DEVICES: Final[tuple[str, ...]] = ("cpu", "gpu")
 #: The paper's natural tasks (§4.2), trained epoch by epoch (:mod:`.natural`).
 NATURAL_TASKS: Final[tuple[str, ...]] = ("music", "ptb-char")
@@ -176,13 +173,8 @@ def parse_length(value: object) -> LengthRange:
     return LengthRange(lo, hi)
 
 
-def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UsageError(f"unknown {key} {value!r}; expected one of: {', '.join(choices)}")
-
-
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ModelSettings):
     """A fully resolved training run. Build it with :func:`resolve_config` (presets, files,
     method mapping) or directly; either way ``__post_init__`` validates every value and raises
     UsageError naming the bad one."""
@@ -227,39 +219,20 @@ class TrainConfig:
             object.__setattr__(self, "chunk", self.default_chunk())
 
     def _validate(self) -> None:
-        _choice("device", self.device, DEVICES)
-        _choice("method", self.method, METHODS)
-        _choice("activation", self.activation, ACTIVATIONS)
-        _choice("init", self.init, INITS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("clip mode", self.clip_mode, CLIP_MODES)
-        _choice("omega form", self.omega_form, OMEGA_FORMS)
-        _choice("time reduction", self.time_reduction, TIME_REDUCTIONS)
-        _choice("non-finite policy", self.nonfinite, NONFINITE_POLICIES)
-        _choice("dtype", self.dtype, DTYPES)
+        choice("device", self.device, DEVICES)
+        self._check_choices()
+        choice("dtype", self.dtype, DTYPES)
         task = self.make_task()  # validates the name and options
         if self.length.lo < task.min_length:
             raise UsageError(
                 f"length {self.length} is too short for task {self.task!r} "
                 f"(minimum {task.min_length})"
             )
-        for name in ("hidden", "batch", "max_updates", "eval_every", "eval_sequences"):
-            _positive_int(name, getattr(self, name))
-        _int_at_least("chunk", self.chunk, 0)
-        _int_at_least("screen_sequences", self.screen_sequences, 0)
-        _int_at_least("seed", self.seed, 0)
-        if self.threads is not None:
-            _positive_int("threads", self.threads)
-        _finite_at_least("lr", self.lr, 0.0, strict=True)
-        _finite_at_least("init_scale", self.init_scale, 0.0)
-        _finite_at_least("alpha", self.alpha, 0.0)
-        _finite_at_least("clip", self.clip, 0.0, strict=True)
-        if not (isinstance(self.momentum, int | float) and 0.0 <= self.momentum < 1.0):
-            raise UsageError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.method != "sgd-cr" and self.alpha != 0.0:
-            raise UsageError(
-                f"alpha {self.alpha} needs --method sgd-cr (Ω is off with {self.method})"
-            )
+        self._check_numbers()
+        for name in ("max_updates", "eval_every", "eval_sequences"):
+            positive_int(name, getattr(self, name))
+        int_at_least("chunk", self.chunk, 0)
+        int_at_least("screen_sequences", self.screen_sequences, 0)
 
     def default_chunk(self) -> int:
         """min(eval_every, 100) updates, fewer if that many batches would exceed CHUNK_BYTES."""
@@ -306,27 +279,6 @@ class TrainConfig:
             raise UsageError(f"{source}: needs both 'task' and 'len'")
         layer["length"] = layer.pop("len")
         return cls(**layer)
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
-
-
-def _positive_int(name: str, value: object) -> None:
-    _int_at_least(name, value, 1)
-
-
-def _int_at_least(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise UsageError(f"{name} must be ≥ {minimum}, got {value}")
-
-
-def _finite_at_least(name: str, value: object, minimum: float, *, strict: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise UsageError(f"{name} must be a finite number, got {value!r}")
-    if value < minimum or (strict and value == minimum):
-        raise UsageError(f"{name} must be {'>' if strict else '≥'} {minimum:g}, got {value:g}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,25 +369,10 @@ def _coerce_per_method(value: Any, source: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _read_toml(path: Path, what: str) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{what} {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read {what} {str(path)!r}: {e}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{what} {str(path)!r} is not valid TOML: {e}") from None
-
-
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The layer of a ``--config`` TOML file, keys checked and canonical."""
     p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"config file {str(p)!r} is a directory")
-    return normalise_layer(_read_toml(p, "config file"), source=str(p))
+    return normalise_layer(read_toml(p, "config file"), source=str(p))
 
 
 def preset_dir() -> Path:
@@ -482,13 +419,39 @@ def load_preset(name: str) -> dict[str, Any]:
     built-in defaults); anything else is an unknown task."""
     path = preset_dir() / f"{name}.toml"
     if path.is_file():
-        layer = normalise_layer(_read_toml(path, "preset"), source=str(path))
+        layer = normalise_layer(read_toml(path, "preset"), source=str(path))
         layer.setdefault("task", name)
         return layer
     if name in TASK_NAMES:
         return {"task": name}
     known = sorted(set(preset_names()) | set(TASK_NAMES))
     raise UsageError(f"unknown task {name!r}; choose one of: {', '.join(known)}")
+
+
+def explicit_layers(
+    flags: Mapping[str, Any] | None, config_file: str | os.PathLike[str] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The layers the user gave, canonical and checked: the config file's (empty without one)
+    and the flags' (``None`` values are options not given, and dropped)."""
+    file_layer = read_config_file(config_file) if config_file is not None else {}
+    flag_layer = normalise_layer(
+        {k: v for k, v in (flags or {}).items() if v is not None}, source="command line"
+    )
+    return file_layer, flag_layer
+
+
+def apply_method(merged: dict[str, Any], explicit: Mapping[str, Any], method: str) -> None:
+    """Set the clipping and α that ``method`` implies (the paper's names, §4.1) in ``merged``,
+    unless ``explicit`` (the file and flags) sets the clipping; refuse an explicit α the method
+    has no use for."""
+    if "clip_mode" not in explicit:
+        merged["clip_mode"] = "none" if method == "sgd" else "norm"
+    if method != "sgd-cr":
+        if explicit.get("alpha", 0.0) != 0.0:
+            raise UsageError(
+                f"--alpha {explicit['alpha']:g} needs --method sgd-cr (Ω is off with {method})"
+            )
+        merged["alpha"] = 0.0
 
 
 def resolve_config(
@@ -500,10 +463,7 @@ def resolve_config(
     ``flags`` holds only the options the user actually gave (``None`` values are ignored), under
     :data:`CONFIG_KEYS` names. The task (a preset name) comes from the flags, else the file.
     """
-    file_layer = read_config_file(config_file) if config_file is not None else {}
-    flag_layer = normalise_layer(
-        {k: v for k, v in (flags or {}).items() if v is not None}, source="command line"
-    )
+    file_layer, flag_layer = explicit_layers(flags, config_file)
     selector = flag_layer.pop("task", None) or file_layer.pop("task", None)
     file_layer.pop("task", None)
     if selector is None:
@@ -525,15 +485,8 @@ def resolve_config(
         )
 
     method = merged.get("method", "sgd-cr")
-    _choice("method", method, METHODS)
-    if "clip_mode" not in explicit:
-        merged["clip_mode"] = "none" if method == "sgd" else "norm"
-    if method != "sgd-cr":
-        if explicit.get("alpha", 0.0) != 0.0:
-            raise UsageError(
-                f"--alpha {explicit['alpha']:g} needs --method sgd-cr (Ω is off with {method})"
-            )
-        merged["alpha"] = 0.0
+    choice("method", method, METHODS)
+    apply_method(merged, explicit, method)
     if "len" not in merged:
         raise UsageError(f"no length given for task {selector!r}: use --len N or --len MIN:MAX")
     merged["length"] = merged.pop("len")

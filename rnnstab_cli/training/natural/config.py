@@ -21,23 +21,22 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from rnnstab_cli.datasets import DATASETS
-from rnnstab_cli.engine import ACTIVATIONS, CLIP_MODES, INITS, NONFINITE_POLICIES, OPTIMIZERS
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.training.config import (
     CONFIG_KEYS,
-    DTYPES,
-    METHODS,
     NATURAL_TASKS,
-    OMEGA_FORMS,
-    TIME_REDUCTIONS,
     LengthRange,
+    apply_method,
+    explicit_layers,
     is_natural_preset,
     load_preset,
     normalise_layer,
     preset_dir,
     read_config_file,
 )
+from rnnstab_cli.training.model_settings import DTYPES, METHODS, ModelSettings
 from rnnstab_cli.training.natural.schedule import alpha_at
+from rnnstab_cli.training.value_checks import choice, int_at_least, positive_int
 
 MUSIC_DATASETS: Final[tuple[str, ...]] = tuple(n for n, s in DATASETS.items() if s.kind == "music")
 ALPHA_SCHEDULES: Final[tuple[str, ...]] = ("constant", "1/t")
@@ -52,28 +51,8 @@ NATURAL_RESUMABLE_KEYS: Final[tuple[str, ...]] = (
 )  # fmt: skip
 
 
-def _choice(key: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UsageError(f"unknown {key} {value!r}; expected one of: {', '.join(choices)}")
-
-
-def _int_at_least(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise UsageError(f"{name} must be ≥ {minimum}, got {value}")
-
-
-def _number_at_least(name: str, value: object, minimum: float, *, strict: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or value != value or value in (float("inf"), float("-inf")):  # type: ignore[operator]
-        raise UsageError(f"{name} must be a finite number, got {value!r}")
-    if value < minimum or (strict and value == minimum):  # type: ignore[operator]
-        raise UsageError(f"{name} must be {'>' if strict else '≥'} {minimum:g}, got {value:g}")
-
-
 @dataclass(frozen=True)
-class NaturalConfig:
+class NaturalConfig(ModelSettings):
     """A fully resolved natural-task run; ``__post_init__`` validates every value.
 
     The defaults are neutral; the paper's numbers live in the presets (``tasks/*.toml``).
@@ -112,39 +91,21 @@ class NaturalConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        _choice("task", self.task, NATURAL_TASKS)
+        choice("task", self.task, NATURAL_TASKS)
         datasets = MUSIC_DATASETS if self.task == "music" else ("ptb-char",)
         if self.dataset not in datasets:
             raise UsageError(
                 f"data set {self.dataset!r} does not fit task {self.task!r}; expected one of: "
                 f"{', '.join(datasets)}"
             )
-        _choice("method", self.method, METHODS)
-        _choice("activation", self.activation, ACTIVATIONS)
-        _choice("init", self.init, INITS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("clip mode", self.clip_mode, CLIP_MODES)
-        _choice("omega form", self.omega_form, OMEGA_FORMS)
-        _choice("time reduction", self.time_reduction, TIME_REDUCTIONS)
-        _choice("non-finite policy", self.nonfinite, NONFINITE_POLICIES)
-        _choice("alpha schedule", self.alpha_schedule, ALPHA_SCHEDULES)
-        _choice("dtype", self.dtype, DTYPES)
-        for name in ("hidden", "batch", "seq_len", "ahead", "epochs"):
-            _int_at_least(name, getattr(self, name), 1)
-        for name in ("seed", "max_updates", "patience"):
-            _int_at_least(name, getattr(self, name), 0)
-        if self.threads is not None:
-            _int_at_least("threads", self.threads, 1)
-        _number_at_least("lr", self.lr, 0.0, strict=True)
-        _number_at_least("clip", self.clip, 0.0, strict=True)
-        _number_at_least("alpha", self.alpha, 0.0)
-        _number_at_least("init_scale", self.init_scale, 0.0)
-        if not (isinstance(self.momentum, int | float) and 0.0 <= self.momentum < 1.0):
-            raise UsageError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.method != "sgd-cr" and self.alpha != 0.0:
-            raise UsageError(
-                f"alpha {self.alpha} needs --method sgd-cr (Ω is off with {self.method})"
-            )
+        self._check_choices()
+        choice("alpha schedule", self.alpha_schedule, ALPHA_SCHEDULES)
+        choice("dtype", self.dtype, DTYPES)
+        self._check_numbers()
+        for name in ("seq_len", "ahead", "epochs"):
+            positive_int(name, getattr(self, name))
+        for name in ("max_updates", "patience"):
+            int_at_least(name, getattr(self, name), 0)
         if self.task == "music" and self.ahead != 1:
             raise UsageError("ahead applies to ptb-char only; music predicts the next frame")
         if self.task == "ptb-char" and self.predict_first:
@@ -190,9 +151,6 @@ class NaturalConfig:
             raise UsageError(f"{source}: needs both 'task' and 'dataset'")
         return cls(**layer)
 
-    def replace(self, **changes: Any) -> NaturalConfig:
-        return dataclasses.replace(self, **changes)
-
 
 def is_natural_selection(
     flags: Mapping[str, Any] | None, config_file: str | os.PathLike[str] | None
@@ -230,10 +188,7 @@ def resolve_natural_config(
     ``flags`` holds only the options the user gave (``None`` values are ignored), under
     :data:`~rnnstab_cli.training.config.CONFIG_KEYS` names. ``len`` is accepted as ``seq_len``.
     """
-    file_layer = read_config_file(config_file) if config_file is not None else {}
-    flag_layer = normalise_layer(
-        {k: v for k, v in (flags or {}).items() if v is not None}, source="command line"
-    )
+    file_layer, flag_layer = explicit_layers(flags, config_file)
     selector = flag_layer.pop("task", None) or file_layer.get("task")
     file_layer.pop("task", None)
     if selector is None or not is_natural_preset(selector):
@@ -247,7 +202,7 @@ def resolve_natural_config(
     explicit_plain = {**file_layer, **flag_layer}
     explicit_plain.pop("per_method", None)
     method = explicit_plain.get("method", preset.get("method", "sgd-cr"))
-    _choice("method", method, METHODS)
+    choice("method", method, METHODS)
     explicit = {**_with_method(dict(file_layer), method), **flag_layer}
     merged = {**_with_method(dict(preset), method), **explicit}
     merged.pop("description", None)
@@ -267,14 +222,7 @@ def resolve_natural_config(
         if explicit.get("seq_len", length.lo) != length.lo:
             raise UsageError(f"--len {length} and seq_len {explicit['seq_len']} disagree")
         merged["seq_len"] = length.lo
-    if "clip_mode" not in explicit:
-        merged["clip_mode"] = "none" if method == "sgd" else "norm"
-    if method != "sgd-cr":
-        if explicit.get("alpha", 0.0) != 0.0:
-            raise UsageError(
-                f"--alpha {explicit['alpha']:g} needs --method sgd-cr (Ω is off with {method})"
-            )
-        merged["alpha"] = 0.0
+    apply_method(merged, explicit, method)
     merged["preset"] = preset_name
     unknown = set(merged) - {f.name for f in dataclasses.fields(NaturalConfig)}
     if unknown:  # a CONFIG_KEYS key NaturalConfig does not have: a bug, not a user error
