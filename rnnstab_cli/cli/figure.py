@@ -21,7 +21,6 @@ from typing import Annotated, Any, Protocol
 import typer
 
 from rnnstab_cli.cli.common import note
-from rnnstab_cli.engine import init_params
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.figures import (
     compute_bifurcation,
@@ -32,6 +31,7 @@ from rnnstab_cli.figures import (
     plot_spectrum,
 )
 from rnnstab_cli.training.checkpoint import load_checkpoint
+from rnnstab_cli.training.run_session import initial_params
 
 figure_app = typer.Typer(
     name="figure",
@@ -109,15 +109,7 @@ def spectrum(
     c = load_checkpoint(ckpt)
     cfg = c.config
     task = cfg.make_task()
-    before = init_params(
-        task.n_in,
-        cfg.hidden,
-        task.n_out,
-        init=cfg.init,
-        scale=cfg.init_scale,
-        seed=cfg.seed,
-        dtype=cfg.dtype,
-    )
+    before = initial_params(cfg, task.n_in, task.n_out)
     data = compute_spectrum(
         before,
         c.params,

@@ -13,7 +13,8 @@ Every file is written under a temporary name and moved into place with ``os.repl
 tensor files get fresh names each time and ``state.json`` is replaced last, so ``state.json``
 always names a complete, earlier-written pair. The recorded sha256 catches a file damaged
 afterwards (a torn copy, a truncated transfer). Old tensor files are removed once the new
-``state.json`` is in place.
+``state.json`` is in place. A natural-task checkpoint (:mod:`.natural.checkpoint`) is written
+the same way by :func:`write_checkpoint`, with tensor files of its own beside these two.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import json
 import math
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 from safetensors import SafetensorError
@@ -42,7 +43,9 @@ FORMAT: Final[str] = "rnnstab-checkpoint"
 FORMAT_VERSION: Final[int] = 1
 STATE_FILE: Final[str] = "state.json"
 METRICS_FILE: Final[str] = "metrics.jsonl"
-_TENSOR_PREFIXES: Final[tuple[str, ...]] = ("params-", "optimizer-")
+
+ConfigT = TypeVar("ConfigT")
+StateT = TypeVar("StateT")
 
 
 @dataclass(frozen=True)
@@ -165,47 +168,70 @@ def save_checkpoint(
 ) -> None:
     """Write ``ckpt`` into ``directory`` with the full metrics log ``metrics`` (one record per
     evaluation so far). Raises CheckpointError when the directory cannot be written."""
+    state = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library_version": ckpt.library_version,
+        "dtype": ckpt.config.dtype,
+        "counters": {
+            "updates": ckpt.state.updates,
+            "chunk_index": ckpt.state.updates // ckpt.config.chunk,
+            "chunk_offset": ckpt.state.updates % ckpt.config.chunk,
+            "eval_index": ckpt.state.eval_index,
+        },
+        "run_state": ckpt.state.to_json(),
+        "config": ckpt.config.to_dict(),
+    }
+    write_checkpoint(
+        directory,
+        updates=ckpt.state.updates,
+        tensors={"params": ckpt.params, "optimizer": ckpt.optimizer_state},
+        meta={"format": FORMAT, "dtype": ckpt.config.dtype},
+        state=state,
+        metrics=metrics,
+    )
+
+
+def write_checkpoint(
+    directory: str | os.PathLike[str],
+    *,
+    updates: int,
+    tensors: Mapping[str, Mapping[str, np.ndarray] | None],
+    meta: Mapping[str, str],
+    state: Mapping[str, Any],
+    metrics: Sequence[Mapping[str, Any]],
+) -> None:
+    """The atomic write behind every kind of checkpoint (see the module docstring).
+
+    ``tensors`` maps a file stem to its arrays, or to None when there are none this time (an
+    older file of that stem is still removed); ``"params"`` and ``"optimizer"`` are always
+    there, the optimizer written as an empty file marked ``"empty"`` when None. ``meta`` goes
+    into every tensor file's header; ``state.json`` is ``state`` followed by the files' names
+    and sha256 and the number of metrics records. CheckpointError when the directory cannot be
+    written.
+    """
     d = Path(directory)
     try:
         d.mkdir(parents=True, exist_ok=True)
-        tag = f"{ckpt.state.updates:010d}-{secrets.token_hex(4)}"
-        params_name = f"params-{tag}.safetensors"
-        opt_name = f"optimizer-{tag}.safetensors"
-        meta = {"format": FORMAT, "dtype": ckpt.config.dtype}
-        params_bytes = st_save(_contiguous(ckpt.params), metadata=meta)
-        opt_bytes = st_save(_contiguous(ckpt.optimizer_state or {}), metadata=meta)
-        _write_atomic(d / params_name, params_bytes)
-        _write_atomic(d / opt_name, opt_bytes)
+        tag = f"{updates:010d}-{secrets.token_hex(4)}"
+        files: dict[str, dict[str, Any]] = {}
+        for stem, arrays in tensors.items():
+            if arrays is None and stem != "optimizer":
+                continue
+            data = st_save(_contiguous(arrays or {}), metadata=dict(meta))
+            name = f"{stem}-{tag}.safetensors"
+            _write_atomic(d / name, data)
+            files[stem] = {"name": name, "sha256": _sha256(data)}
+        files["optimizer"]["empty"] = tensors["optimizer"] is None
         lines = "".join(_json_line(m) + "\n" for m in metrics)
         _write_atomic(d / METRICS_FILE, lines.encode())
-        state = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "library_version": ckpt.library_version,
-            "dtype": ckpt.config.dtype,
-            "counters": {
-                "updates": ckpt.state.updates,
-                "chunk_index": ckpt.state.updates // ckpt.config.chunk,
-                "chunk_offset": ckpt.state.updates % ckpt.config.chunk,
-                "eval_index": ckpt.state.eval_index,
-            },
-            "run_state": ckpt.state.to_json(),
-            "config": ckpt.config.to_dict(),
-            "files": {
-                "params": {"name": params_name, "sha256": _sha256(params_bytes)},
-                "optimizer": {
-                    "name": opt_name,
-                    "sha256": _sha256(opt_bytes),
-                    "empty": ckpt.optimizer_state is None,
-                },
-            },
-            "metrics_records": len(metrics),
-        }
-        _write_atomic(d / STATE_FILE, (json.dumps(state, indent=2) + "\n").encode())
+        full_state = {**state, "files": files, "metrics_records": len(metrics)}
+        _write_atomic(d / STATE_FILE, (json.dumps(full_state, indent=2) + "\n").encode())
         _fsync_dir(d)
-        keep = {params_name, opt_name}
+        keep = {f["name"] for f in files.values()}
+        prefixes = tuple(f"{stem}-" for stem in tensors)
         for old in d.iterdir():
-            if old.name.startswith(_TENSOR_PREFIXES) and old.name not in keep:
+            if old.name.startswith(prefixes) and old.name not in keep:
                 with contextlib.suppress(FileNotFoundError):
                     old.unlink()
     except OSError as e:
@@ -216,26 +242,27 @@ def _contiguous(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v) for k, v in arrays.items()}
 
 
-def _damaged(d: Path, why: str) -> CheckpointError:
+def damaged(d: Path, why: str) -> CheckpointError:
     return CheckpointError(f"checkpoint {str(d)!r} is damaged: {why}")
 
 
-def _read_tensors(d: Path, entry: Mapping[str, Any], what: str) -> dict[str, np.ndarray]:
+def read_tensors(d: Path, entry: Mapping[str, Any], what: str) -> dict[str, np.ndarray]:
+    """The arrays of one tensor file named in ``state.json``, checked against its sha256."""
     name = entry.get("name")
     if not isinstance(name, str) or "/" in name or name.startswith("."):
-        raise _damaged(d, f"bad {what} file entry in {STATE_FILE}")
+        raise damaged(d, f"bad {what} file entry in {STATE_FILE}")
     try:
         data = (d / name).read_bytes()
     except FileNotFoundError:
-        raise _damaged(d, f"{what} file {name} is missing") from None
+        raise damaged(d, f"{what} file {name} is missing") from None
     except OSError as e:
-        raise _damaged(d, f"cannot read {name}: {e.strerror or e}") from None
+        raise damaged(d, f"cannot read {name}: {e.strerror or e}") from None
     if _sha256(data) != entry.get("sha256"):
-        raise _damaged(d, f"{name} does not match the sha256 recorded in {STATE_FILE}")
+        raise damaged(d, f"{name} does not match the sha256 recorded in {STATE_FILE}")
     try:
         return dict(st_load(data))
     except SafetensorError as e:
-        raise _damaged(d, f"{name} is not a valid safetensors file ({e})") from None
+        raise damaged(d, f"{name} is not a valid safetensors file ({e})") from None
 
 
 def read_state(directory: str | os.PathLike[str]) -> dict[str, Any]:
@@ -248,7 +275,7 @@ def read_state(directory: str | os.PathLike[str]) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint in {str(d)!r} ({STATE_FILE} is missing)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _damaged(d, f"{STATE_FILE} is unreadable ({e})") from None
+        raise damaged(d, f"{STATE_FILE} is unreadable ({e})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{str(d / STATE_FILE)!r} is not an rnnstab checkpoint")
     if state.get("format_version") != FORMAT_VERSION:
@@ -262,11 +289,18 @@ def read_state(directory: str | os.PathLike[str]) -> dict[str, Any]:
 def load_config(directory: str | os.PathLike[str]) -> TrainConfig:
     """The resolved config a checkpoint was trained with (no tensors read)."""
     d = Path(directory)
-    state = read_state(d)
+    return config_in_state(d, read_state(d), TrainConfig.from_dict)
+
+
+def config_in_state(
+    d: Path, state: Mapping[str, Any], from_dict: Callable[..., ConfigT]
+) -> ConfigT:
+    """The config that ``state.json`` (``state``, read from ``d``) records, read back by the
+    config class's ``from_dict``; CheckpointError when it is missing or no longer valid."""
     try:
-        return TrainConfig.from_dict(state["config"], source=f"{d / STATE_FILE}")
+        return from_dict(state["config"], source=f"{d / STATE_FILE}")
     except (KeyError, TypeError) as e:
-        raise _damaged(d, f"{STATE_FILE} has no usable config ({e})") from None
+        raise damaged(d, f"{STATE_FILE} has no usable config ({e})") from None
     except RnnstabError as e:
         raise CheckpointError(f"checkpoint {str(d)!r} has an incompatible config: {e}") from None
 
@@ -276,40 +310,61 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint:
     d = Path(directory)
     state = read_state(d)
     config = load_config(d)
-    try:
-        files = state["files"]
-        run_state = RunState.from_json(state["run_state"])
-        params = _read_tensors(d, files["params"], "parameter")
-        opt = _read_tensors(d, files["optimizer"], "optimizer")
-        opt_state = None if files["optimizer"].get("empty") else opt
-    except (KeyError, TypeError, ValueError) as e:
-        raise _damaged(d, f"{STATE_FILE} is incomplete ({e})") from None
-    _check_tensors(d, config, params, "parameter")
+    run_state, params, opt_state = read_training_state(d, state, RunState.from_json)
+    task = config.make_task()
+    expected = model_shapes(config.hidden, task.n_in, task.n_out)
+    check_tensors(d, params, expected, config.dtype, "parameter")
     if opt_state is not None:
-        _check_tensors(d, config, opt_state, "optimizer")
+        check_tensors(d, opt_state, expected, config.dtype, "optimizer")
     return Checkpoint(config, params, opt_state, run_state, str(state.get("library_version")))
 
 
-def _check_tensors(
-    d: Path, config: TrainConfig, arrays: Mapping[str, np.ndarray], what: str
+def read_training_state(
+    d: Path, state: Mapping[str, Any], run_state_from_json: Callable[[Any], StateT]
+) -> tuple[StateT, dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """What every checkpoint holds besides its config: the run's counters (read back by
+    ``run_state_from_json``), the parameters and the optimiser state (None when saved empty),
+    the tensors checked against their sha256 but not yet against the config."""
+    try:
+        files = state["files"]
+        run_state = run_state_from_json(state["run_state"])
+        params = read_tensors(d, files["params"], "parameter")
+        opt = read_tensors(d, files["optimizer"], "optimizer")
+        opt_state = None if files["optimizer"].get("empty") else opt
+    except (KeyError, TypeError, ValueError) as e:
+        raise incomplete(d, e) from None
+    return run_state, params, opt_state
+
+
+def incomplete(d: Path, error: Exception) -> CheckpointError:
+    return damaged(d, f"{STATE_FILE} is incomplete ({error})")
+
+
+def model_shapes(hidden: int, n_in: int, n_out: int) -> dict[str, tuple[int, ...]]:
+    """The shape of each parameter of eq. (2) (and of each optimiser slot, which mirrors it)."""
+    h = hidden
+    return {"W_rec": (h, h), "W_in": (h, n_in), "b": (h,), "W_out": (n_out, h), "b_out": (n_out,)}
+
+
+def check_tensors(
+    d: Path,
+    arrays: Mapping[str, np.ndarray],
+    expected: Mapping[str, tuple[int, ...]],
+    dtype: str,
+    what: str,
+    *,
+    shapes_known: bool = True,
 ) -> None:
-    task = config.make_task()
-    h = config.hidden
-    expected = {
-        "W_rec": (h, h),
-        "W_in": (h, task.n_in),
-        "b": (h,),
-        "W_out": (task.n_out, h),
-        "b_out": (task.n_out,),
-    }
+    """Every tensor of ``expected`` present with its shape and ``dtype``. ``shapes_known``
+    False: the sizes could not be worked out from the checkpoint, so no tensor fits."""
     for name, shape in expected.items():
         a = arrays.get(name)
         if a is None:
             raise CheckpointError(f"checkpoint {str(d)!r}: {what} tensor {name} is missing")
-        if a.shape != shape or a.dtype != np.dtype(config.dtype):
+        if not shapes_known or a.shape != shape or a.dtype != np.dtype(dtype):
             raise CheckpointError(
                 f"checkpoint {str(d)!r}: {what} tensor {name} is {a.dtype}{list(a.shape)}, "
-                f"expected {config.dtype}{list(shape)} for its config"
+                f"expected {dtype}{list(shape)} for its config"
             )
 
 
@@ -322,10 +377,10 @@ def read_metrics(directory: str | os.PathLike[str], records: int) -> list[dict[s
     try:
         lines = (d / METRICS_FILE).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
-        raise _damaged(d, f"cannot read {METRICS_FILE} ({e})") from None
+        raise damaged(d, f"cannot read {METRICS_FILE} ({e})") from None
     if len(lines) < records:
-        raise _damaged(d, f"{METRICS_FILE} has {len(lines)} records, {records} expected")
+        raise damaged(d, f"{METRICS_FILE} has {len(lines)} records, {records} expected")
     try:
         return [json.loads(line) for line in lines[:records]]
     except json.JSONDecodeError as e:
-        raise _damaged(d, f"{METRICS_FILE} is not JSON lines ({e})") from None
+        raise damaged(d, f"{METRICS_FILE} is not JSON lines ({e})") from None

@@ -20,19 +20,16 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from rnnstab_cli.engine import Trainer, init_params, spectral_radius
-from rnnstab_cli.errors import CheckpointError, RnnstabError, UsageError
+from rnnstab_cli.engine import Trainer, spectral_radius
 from rnnstab_cli.taskgen import Task
 from rnnstab_cli.training.batches import ChunkSource
 from rnnstab_cli.training.checkpoint import (
     Checkpoint,
     PeriodTotals,
     RunState,
-    has_checkpoint,
     load_checkpoint,
     read_metrics,
     save_checkpoint,
@@ -40,12 +37,18 @@ from rnnstab_cli.training.checkpoint import (
 from rnnstab_cli.training.config import TRAJECTORY_KEYS, TrainConfig
 from rnnstab_cli.training.diagnostics import gradient_flow
 from rnnstab_cli.training.evaluate import judge
-from rnnstab_cli.training.records import (
-    ChunkReport,
-    EvalRecord,
-    ProgressSink,
-    RunResult,
-    TrainingInterrupted,
+from rnnstab_cli.training.records import ChunkReport, EvalRecord, ProgressSink, RunResult
+from rnnstab_cli.training.run_session import (
+    TrainerSnapshot,
+    TrainingDiverged,
+    WallClock,
+    engine_trainer,
+    initial_params,
+    interrupted,
+    refuse_changes,
+    refuse_overwrite,
+    restore_optimizer,
+    resume_dir,
 )
 
 __all__ = ["EvalCallback", "TrainingDiverged", "check_resumable", "run_training"]
@@ -53,46 +56,9 @@ __all__ = ["EvalCallback", "TrainingDiverged", "check_resumable", "run_training"
 EvalCallback = Callable[[EvalRecord], None]
 
 
-class TrainingDiverged(RnnstabError):
-    """The gradient became NaN/inf and the config's ``nonfinite`` policy is ``error``."""
-
-    exit_code = 1
-
-
 def check_resumable(config: TrainConfig, saved: TrainConfig) -> None:
     """Refuse to continue a checkpoint under settings that would change its trajectory."""
-    new, old = config.to_dict(), saved.to_dict()
-    diff = [k for k in TRAJECTORY_KEYS if new.get(k) != old.get(k)]
-    if diff:
-        shown = ", ".join(f"{k}={old.get(k)!r} (now {new.get(k)!r})" for k in diff)
-        raise CheckpointError(f"cannot resume: the checkpoint was trained with {shown}")
-
-
-def engine_trainer(
-    config: Any, params: dict[str, np.ndarray], *, loss: str, omega_alpha: float, **options: Any
-) -> Trainer:
-    """The engine's trainer for a run's settings — the one mapping from config keys to the
-    engine, for synthetic and natural runs alike (``options``: what only one kind sets, such as
-    the device or a carried state). The engine names a bad argument; that becomes a UsageError."""
-    try:
-        return Trainer(
-            params,
-            activation=config.activation,
-            loss=loss,
-            optimizer=config.optimizer,
-            lr=config.lr,
-            clip=config.clip_mode,
-            clip_threshold=config.clip,
-            omega_alpha=omega_alpha,
-            omega_form=config.omega_form,
-            time_reduction=config.time_reduction,
-            momentum=config.momentum,
-            nonfinite=config.nonfinite,
-            threads=config.threads,
-            **options,
-        )
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"the engine refused these settings: {e}") from None
+    refuse_changes(config.to_dict(), saved.to_dict(), TRAJECTORY_KEYS)
 
 
 def _make_trainer(config: TrainConfig, task: Task, params: dict[str, np.ndarray]) -> Trainer:
@@ -180,7 +146,7 @@ def _train_segment(
 ) -> tuple[RunState, ChunkReport]:
     """``len(inputs)`` updates in one engine call. On Ctrl-C (which the engine honours between
     updates) the trainer is put back as it was, so parameters always match the counters."""
-    before = (trainer.params, trainer.optimizer_state())
+    before = TrainerSnapshot.of(trainer)
     t0 = time.perf_counter()
     try:
         st = trainer.steps(inputs, targets, mask)
@@ -191,12 +157,10 @@ def _train_segment(
         )
         new_state = replace(state, updates=state.updates + n, wall_time=wall(), period=period)
     except KeyboardInterrupt:
-        trainer.params = before[0]
-        if before[1] is not None:
-            trainer.set_optimizer_state(before[1])
+        before.restore(trainer)
         raise
     except FloatingPointError as e:  # nonfinite = "error"
-        raise TrainingDiverged(f"training diverged after {state.updates} updates: {e}") from None
+        raise TrainingDiverged.after(state.updates, e) from None
     ok = ~st.skipped
     report = ChunkReport(
         updates=new_state.updates,
@@ -236,41 +200,19 @@ def run_training(
     out = Path(out_dir) if out_dir is not None else None
     metrics: list[dict[str, object]] = []
     if resume:
-        if out is None:
-            raise UsageError("resuming needs the checkpoint directory (out_dir)")
+        out = resume_dir(out)
         ckpt = load_checkpoint(out)
         check_resumable(config, ckpt.config)
         state = ckpt.state
         metrics = read_metrics(out, state.eval_index)
         trainer = _make_trainer(config, task, ckpt.params)
-        if ckpt.optimizer_state is not None:
-            try:
-                trainer.set_optimizer_state(ckpt.optimizer_state)
-            except ValueError as e:
-                raise CheckpointError(f"checkpoint {str(out)!r}: {e}") from None
+        restore_optimizer(trainer, ckpt.optimizer_state, out)
     else:
-        if out is not None and has_checkpoint(out):
-            raise UsageError(
-                f"{str(out)!r} already holds a checkpoint: continue it with --resume "
-                f"{str(out)!r} or choose another --out"
-            )
-        params = init_params(
-            task.n_in,
-            config.hidden,
-            task.n_out,
-            init=config.init,
-            scale=config.init_scale,
-            seed=config.seed,
-            dtype=config.dtype,
-        )
-        trainer = _make_trainer(config, task, params)
+        refuse_overwrite(out)
+        trainer = _make_trainer(config, task, initial_params(config, task.n_in, task.n_out))
         state = RunState()
 
-    session_start = time.perf_counter()
-    wall_base = state.wall_time
-
-    def wall() -> float:
-        return wall_base + time.perf_counter() - session_start
+    wall = WallClock(state.wall_time)
 
     def save() -> None:
         if out is not None:
@@ -314,11 +256,7 @@ def run_training(
         save()
     except KeyboardInterrupt:
         state = replace(state, wall_time=wall())
-        try:
-            save()
-        except CheckpointError:
-            out = None  # the previous checkpoint, if any, is still intact
-        raise TrainingInterrupted(state.updates, out) from None
+        raise interrupted(save, state.updates, out) from None
     finally:
         source.close()
         if progress is not None:

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnstab_cli.engine import Trainer, init_params
-from rnnstab_cli.errors import CheckpointError, UsageError
-from rnnstab_cli.training.checkpoint import has_checkpoint, read_metrics
-from rnnstab_cli.training.loop import TrainingDiverged, engine_trainer
+from rnnstab_cli.engine import Trainer
+from rnnstab_cli.errors import CheckpointError
+from rnnstab_cli.training.checkpoint import read_metrics
 from rnnstab_cli.training.natural.checkpoint import (
     NaturalCheckpoint,
     load_natural_checkpoint,
@@ -49,22 +48,29 @@ from rnnstab_cli.training.natural.records import (
 )
 from rnnstab_cli.training.natural.schedule import next_lr
 from rnnstab_cli.training.natural.state import EpochTotals, NaturalState
-from rnnstab_cli.training.records import TrainingInterrupted
+from rnnstab_cli.training.run_session import (
+    Params,
+    TrainerSnapshot,
+    TrainingDiverged,
+    WallClock,
+    engine_trainer,
+    initial_params,
+    interrupted,
+    refuse_changes,
+    refuse_overwrite,
+    restore_optimizer,
+    resume_dir,
+)
 
 __all__ = ["EpochCallback", "check_natural_resumable", "make_natural_trainer", "run_natural"]
 
 EpochCallback = Callable[[EpochRecord], None]
-Params = dict[str, np.ndarray]
 
 
 def check_natural_resumable(config: NaturalConfig, saved: NaturalConfig) -> None:
     """Refuse to continue a checkpoint under settings that would change its trajectory."""
     new, old = config.to_dict(), saved.to_dict()
-    keys = (set(new) | set(old)) - set(NATURAL_RESUMABLE_KEYS)
-    diff = sorted(k for k in keys if new.get(k) != old.get(k))
-    if diff:
-        shown = ", ".join(f"{k}={old.get(k)!r} (now {new.get(k)!r})" for k in diff)
-        raise CheckpointError(f"cannot resume: the checkpoint was trained with {shown}")
+    refuse_changes(new, old, sorted((set(new) | set(old)) - set(NATURAL_RESUMABLE_KEYS)))
 
 
 def make_natural_trainer(config: NaturalConfig, params: Params) -> Trainer:
@@ -106,8 +112,7 @@ class _Run:
         self.best: Params | None = None
         self.metrics: list[dict[str, object]] = []
         if resume:
-            if out is None:
-                raise UsageError("resuming needs the checkpoint directory (out_dir)")
+            out = resume_dir(out)
             ckpt = load_natural_checkpoint(out)
             check_natural_resumable(config, ckpt.config)
             if ckpt.vocab != data.vocab:
@@ -115,31 +120,17 @@ class _Run:
                     f"checkpoint {str(out)!r} was trained on other symbols than {data.source}"
                 )
             self.trainer = make_natural_trainer(config, ckpt.params)
-            if ckpt.optimizer_state is not None:
-                try:
-                    self.trainer.set_optimizer_state(ckpt.optimizer_state)
-                except ValueError as e:
-                    raise CheckpointError(f"checkpoint {str(out)!r}: {e}") from None
+            restore_optimizer(self.trainer, ckpt.optimizer_state, out)
             self.state = ckpt.state
             self.carry, self.best = ckpt.carry, ckpt.best_params
             self.metrics = read_metrics(out, self.state.eval_index)
         else:
-            if out is not None and has_checkpoint(out):
-                raise UsageError(
-                    f"{str(out)!r} already holds a checkpoint: continue it with --resume "
-                    f"{str(out)!r} or choose another --out"
-                )
-            params = init_params(
-                data.n_in, config.hidden, data.n_out, init=config.init,
-                scale=config.init_scale, seed=config.seed, dtype=config.dtype,
-            )  # fmt: skip  # biases start at zero, so train_biases=False keeps them there
+            refuse_overwrite(out)
+            # The biases start at zero, so train_biases=False keeps them there.
+            params = initial_params(config, data.n_in, data.n_out)
             self.trainer = make_natural_trainer(config, params)
             self.state = NaturalState(lr=config.lr)
-        self._t0 = time.perf_counter()
-        self._wall0 = self.state.wall_time
-
-    def wall(self) -> float:
-        return self._wall0 + time.perf_counter() - self._t0
+        self.wall = WallClock(self.state.wall_time)
 
     def save(self) -> None:
         if self.out is None:
@@ -170,7 +161,7 @@ def _train_epoch(run: _Run, progress: NaturalProgressSink | None) -> None:
         if config.max_updates and run.state.updates >= config.max_updates:
             break
         done = run.state.updates
-        before = (trainer.params, trainer.optimizer_state(), run.carry)
+        before, carry_before = TrainerSnapshot.of(trainer), run.carry
         t0 = time.perf_counter()
         try:
             st = trainer.step(batch.inputs, batch.targets, batch.mask, x0)
@@ -182,13 +173,11 @@ def _train_epoch(run: _Run, progress: NaturalProgressSink | None) -> None:
             run.state, run.carry = replace(run.state, updates=done + 1, epoch=totals), carry
         except KeyboardInterrupt:
             if run.state.updates == done:  # the update ran but is not accounted: undo it
-                trainer.params = before[0]
-                if before[1] is not None:
-                    trainer.set_optimizer_state(before[1])
-                run.carry = before[2]
+                before.restore(trainer)
+                run.carry = carry_before
             raise
         except FloatingPointError as e:  # nonfinite = "error"
-            raise TrainingDiverged(f"training diverged after {done} updates: {e}") from None
+            raise TrainingDiverged.after(done, e) from None
         x0 = None  # from now on the engine carries the state itself
         if progress is not None:
             progress.update(run.state.epoch.updates, st.loss, st.grad_norm, st.clipped)
@@ -308,11 +297,7 @@ def run_natural(
         run.save()
     except KeyboardInterrupt:
         run.state = replace(run.state, wall_time=run.wall())
-        try:
-            run.save()
-        except CheckpointError:
-            out = None  # the previous checkpoint, if any, is still intact
-        raise TrainingInterrupted(run.state.updates, out) from None
+        raise interrupted(run.save, run.state.updates, out) from None
     finally:
         if progress is not None:
             progress.finish()
