@@ -22,8 +22,7 @@ from rnnstab_cli.figures.plotting import (
     new_figure,
     save_figure,
 )
-
-METRICS_FILE = "metrics.jsonl"
+from rnnstab_cli.training.checkpoint import METRICS_FILE
 
 
 @dataclass(frozen=True)

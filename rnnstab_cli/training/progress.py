@@ -30,7 +30,20 @@ from rnnstab_cli.training.records import ChunkReport, EvalRecord, ProgressSink
 LOG_INTERVAL = 30.0
 
 
-def _num(x: float | None, fmt: str) -> str:
+def updates_bar(console: Console) -> Progress:
+    """The live bar of a run's updates: its name, the bar, done/total and elapsed time."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("updates"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def num(x: float | None, fmt: str) -> str:
+    """``x`` in ``fmt``, or a dash when there is no finite value to show."""
     return "–" if x is None or not math.isfinite(x) else format(x, fmt)
 
 
@@ -71,14 +84,7 @@ class RichProgress:
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
-        self._bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("updates"),
-            TimeElapsedColumn(),
-            console=self.console,
-        )
+        self._bar = updates_bar(self.console)
         self._task: TaskID | None = None
         self._live = Live(self._bar, console=self.console, refresh_per_second=4)
         self._report: ChunkReport | None = None
@@ -109,8 +115,8 @@ class RichProgress:
         mark = "[green]✓ solved[/]" if record.solved else ""
         self.console.print(
             f"  eval {record.eval_index + 1:>4} @ {record.updates:>10,} updates: "
-            f"test error {describe_test(record)}  ρ {_num(record.spectral_radius, '.3f')}  "
-            f"‖g‖ {_num(record.grad_norm, '.3g')}  Ω {_num(record.omega, '.4f')} {mark}",
+            f"test error {describe_test(record)}  ρ {num(record.spectral_radius, '.3f')}  "
+            f"‖g‖ {num(record.grad_norm, '.3g')}  Ω {num(record.omega, '.4f')} {mark}",
             highlight=False,
         )
         self._render()
@@ -118,17 +124,17 @@ class RichProgress:
     def _render(self) -> None:
         r, last = self._report, self._last
         train = [
-            f"{_num(self._rate.value, ',.0f')} upd/s",
-            f"loss {_num(r.loss if r else None, '.4f')}",
-            f"‖g‖ pre-clip {_num(r.grad_norm if r else None, '.3g')}",
+            f"{num(self._rate.value, ',.0f')} upd/s",
+            f"loss {num(r.loss if r else None, '.4f')}",
+            f"‖g‖ pre-clip {num(r.grad_norm if r else None, '.3g')}",
             f"clipped {_pct(r.clip_rate if r else None)}",
-            f"Ω {_num(r.omega if r else None, '.4f')}",
+            f"Ω {num(r.omega if r else None, '.4f')}",
         ]
         if r is not None and r.skipped:
             train.append(f"[red]{r.skipped} non-finite[/]")
         test = [
             f"test error {describe_test(last) if last else '–'}",
-            f"ρ(W_rec) {_num(last.spectral_radius if last else None, '.3f')}",
+            f"ρ(W_rec) {num(last.spectral_radius if last else None, '.3f')}",
         ]
         stats = Text.from_markup("  " + " · ".join(train) + "\n  " + " · ".join(test))
         self._live.update(Group(self._bar, stats))
@@ -164,8 +170,8 @@ class LogProgress:
             self._last_line = now
             rate = record.updates / record.wall_time if record.wall_time > 0 else math.nan
             self._print(
-                f"{record.updates} updates ({_num(rate, '.0f')}/s overall), "
-                f"loss {_num(record.loss, '.4f')}, test error {describe_test(record)}"
+                f"{record.updates} updates ({num(rate, '.0f')}/s overall), "
+                f"loss {num(record.loss, '.4f')}, test error {describe_test(record)}"
             )
 
     def finish(self) -> None:

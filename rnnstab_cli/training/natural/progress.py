@@ -4,20 +4,14 @@ or with ``--json`` (stdout belongs to the data)."""
 
 from __future__ import annotations
 
-import math
-
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from rnnstab_cli.training.natural.config import NaturalConfig
 from rnnstab_cli.training.natural.metrics import UNITS
 from rnnstab_cli.training.natural.records import EpochRecord, NaturalProgressSink
-
-
-def _num(x: float | None, fmt: str) -> str:
-    return "–" if x is None or not math.isfinite(x) else format(x, fmt)
+from rnnstab_cli.training.progress import num, updates_bar
 
 
 def run_title(config: NaturalConfig) -> str:
@@ -33,14 +27,14 @@ def epoch_line(record: EpochRecord) -> str:
     """``epoch 3: train 3.61 · valid 3.70 nats/step · lr 1 → 0.5 · α 0.167 · ‖g‖ … · 12.3s``."""
     unit = UNITS[record.metric]
     if record.epoch == 0:
-        return f"untrained: valid {_num(record.valid, '.4f')} {unit}"
+        return f"untrained: valid {num(record.valid, '.4f')} {unit}"
     lr = f"lr {record.lr:g}" + (f" → {record.next_lr:g}" if record.next_lr != record.lr else "")
     part = "" if record.complete else f" (stopped after {record.epoch_updates:,} updates)"
     return (
-        f"epoch {record.epoch}{part}: train {_num(record.train, '.4f')} · valid "
-        f"{_num(record.valid, '.4f')} {unit} · {lr} · α {record.alpha:.4g} · ‖g‖ mean "
-        f"{_num(record.grad_norm_mean, '.3g')} max {_num(record.grad_norm_max, '.3g')} · "
-        f"clipped {_num(None if record.clip_rate is None else 100 * record.clip_rate, '.1f')}% "
+        f"epoch {record.epoch}{part}: train {num(record.train, '.4f')} · valid "
+        f"{num(record.valid, '.4f')} {unit} · {lr} · α {record.alpha:.4g} · ‖g‖ mean "
+        f"{num(record.grad_norm_mean, '.3g')} max {num(record.grad_norm_max, '.3g')} · "
+        f"clipped {num(None if record.clip_rate is None else 100 * record.clip_rate, '.1f')}% "
         f"· {record.epoch_time:.1f}s"
     )
 
@@ -50,14 +44,7 @@ class RichNaturalProgress:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("updates"),
-            TimeElapsedColumn(),
-            console=console,
-        )
+        self._bar = updates_bar(console)
         self._live = Live(self._bar, console=console, refresh_per_second=4)
         self._task = self._bar.add_task("", total=1, visible=False)
         self._total = 1
@@ -80,7 +67,7 @@ class RichNaturalProgress:
 
     def update(self, done: int, loss: float, grad_norm: float, clipped: bool) -> None:
         self._bar.update(self._task, completed=done)
-        self._render(f"loss {_num(loss, '.4f')} · ‖g‖ {_num(grad_norm, '.3g')}")
+        self._render(f"loss {num(loss, '.4f')} · ‖g‖ {num(grad_norm, '.3g')}")
 
     def evaluating(self, split: str) -> None:
         self._render(f"scoring the {split} split…")
