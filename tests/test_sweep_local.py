@@ -33,7 +33,7 @@ preset = "temporal-order"
 [base]
 hidden = 8
 batch = 4
-max_updates = 4000
+max_updates = 20000
 eval_every = 500
 eval_sequences = 300
 screen_sequences = 60
@@ -131,6 +131,28 @@ def start_sweep(
     )
 
 
+#: SLOW_SPEC's updates per run: a run lasts about a second, far longer than a signal takes.
+SLOW_UPDATES = 20_000
+
+
+def wait_for_partial(db: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Until a run not stored yet has checkpointed part-way (it does at every evaluation):
+    a signal sent then finds that run still going, however fast this machine trains."""
+    runs_dir = db.with_suffix(".runs")
+    deadline = time.monotonic() + timeout
+    while True:
+        done = stored(db)
+        running = [d / "state.json" for d in runs_dir.glob("*") if d.name not in done]
+        # state.json alone: it is replaced atomically, while the tensor files it names may
+        # be replaced by the next checkpoint as this test reads them.
+        updates = [json.loads(f.read_text())["run_state"]["updates"] for f in running if f.exists()]
+        if any(0 < u < SLOW_UPDATES for u in updates):
+            return
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no run checkpointed part-way in time"
+        time.sleep(0.02)
+
+
 def wait_for_rows(db: Path, proc: subprocess.Popen[str], n: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while len(stored(db)) < n:
@@ -152,7 +174,7 @@ def test_kill_9_then_resume_runs_only_what_is_missing(
     proc = start_sweep(spec, db)
     sweep_proc.append(proc)
     wait_for_rows(db, proc, 1)
-    time.sleep(0.3)  # let the next runs get part-way (see the Ctrl-C test)
+    wait_for_partial(db, proc)
     workers = children_of(proc.pid)
     proc.kill()  # SIGKILL: no handler, no cleanup
     proc.wait(10)
@@ -195,7 +217,7 @@ def test_kill_9_then_resume_runs_only_what_is_missing(
     conn.close()
 
     # A run resumed from its checkpoint ends exactly where an uninterrupted run ends.
-    resumed = [rid for rid, updates in partial.items() if 0 < updates < 4000]
+    resumed = [rid for rid, updates in partial.items() if 0 < updates < SLOW_UPDATES]
     assert resumed, partial
     rid = resumed[0]
     conn = sqlite3.connect(db)
@@ -219,9 +241,7 @@ def test_ctrl_c_stores_finished_runs_and_checkpoints_running_ones(
     proc = start_sweep(spec, db, new_session=True)
     sweep_proc.append(proc)
     wait_for_rows(db, proc, 1)
-    # The first two runs end together; by now the next two have just started. Let them get
-    # part-way (a run takes ≥ 0.5 s) so that the signal surely finds runs to interrupt.
-    time.sleep(0.3)
+    wait_for_partial(db, proc)  # so that the signal surely finds a run to interrupt
     if target == "driver":  # kill -INT: the driver alone, which must pass it on
         proc.send_signal(signal.SIGINT)
     else:  # Ctrl-C in a terminal: the whole process group at once
@@ -239,7 +259,7 @@ def test_ctrl_c_stores_finished_runs_and_checkpoints_running_ones(
     # part-way. (A run may also have just started, or just finished, as the signal came:
     # the next sweep continues or stores it.)
     updates = [load_checkpoint(d).state.updates for d in checkpointed]
-    assert any(0 < u < 4000 for u in updates), updates
+    assert any(0 < u < SLOW_UPDATES for u in updates), updates
 
 
 @pytest.fixture(scope="module")
