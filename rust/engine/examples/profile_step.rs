@@ -1,5 +1,5 @@
 //! Runs training steps of a given size for profiling (`valgrind --tool=callgrind`, `perf`).
-//! Usage: profile_step [H] [B] [T] [steps] [threads] [alpha]
+//! Usage: profile_step [H] [B] [T] [steps] [threads] [alpha] [I]
 
 use rnnstab_engine::*;
 
@@ -17,7 +17,7 @@ fn main() -> Result<()> {
         get(4, 1),
         get(5, 2),
     );
-    let (i, o) = (6, 4);
+    let (i, o) = (get(6, 6), 4);
     let mut params = Params::<f32>::zeros(
         Dims {
             n_in: i,
