@@ -9,17 +9,13 @@
 //! errors of order 1.
 mod common;
 use common::*;
-use rnnstab_engine::{Activation, Clip, Dims, Loss, OmegaForm, OptimizerKind, TimeReduction};
+use rnnstab_engine::{Activation, Loss, OmegaForm, TimeReduction};
 
 const TOL: f64 = 1e-4;
 
 #[test]
 fn gradients_match_the_cpu_engine_for_every_activation_loss_and_mask() {
-    let dims = Dims {
-        n_in: 3,
-        n_hidden: 12,
-        n_out: 4,
-    };
+    let dims = dims(3, 12, 4);
     let mut worst = 0f64;
     let mut n = 0;
     for act in [Activation::Tanh, Activation::Sigmoid, Activation::Relu] {
@@ -36,8 +32,7 @@ fn gradients_match_the_cpu_engine_for_every_activation_loss_and_mask() {
                 let s = settings(act, loss, 0.0, OmegaForm::Norm, tr);
                 let (cpu, cg, _) = cpu_grads(&p, &b, &s);
                 for mode in MODES {
-                    let cfg = trainer_config(s, Clip::None, OptimizerKind::Sgd, 0.1);
-                    let Some(mut g) = gpu_trainer("bptt", &p, cfg, mode) else {
+                    let Some(mut g) = grads_trainer("bptt", &p, s, mode) else {
                         return;
                     };
                     let (out, grads) = g.loss_and_grads(&b.f32()).unwrap();
@@ -58,30 +53,15 @@ fn gradients_match_the_cpu_engine_for_every_activation_loss_and_mask() {
 fn error_signal_profile_matches_the_cpu_engine() {
     // ‖∂E/∂x_t‖ for every t checks g_t of the backward kernels directly (and v_0 = ∂E/∂x_0),
     // not only through the weight-gradient sums.
-    let dims = Dims {
-        n_in: 2,
-        n_hidden: 10,
-        n_out: 3,
-    };
+    let dims = dims(2, 10, 3);
     let p = random_params(dims, 1.2, 7);
     let b = OwnedBatch::random(dims, Loss::SoftmaxCe, 40, 3, MaskKind::LastStep, 7);
-    let s = settings(
-        Activation::Tanh,
-        Loss::SoftmaxCe,
-        0.0,
-        OmegaForm::Norm,
-        TimeReduction::Sum,
-    );
+    let s = tanh_ce(0.0);
     let (_, _, ws) = cpu_grads(&p, &b, &s);
     let cpu = ws.error_signal_profile(dims.n_hidden);
     let mut worst = 0f64;
     for mode in MODES {
-        let Some(mut g) = gpu_trainer(
-            "profile",
-            &p,
-            trainer_config(s, Clip::None, OptimizerKind::Sgd, 0.1),
-            mode,
-        ) else {
+        let Some(mut g) = grads_trainer("profile", &p, s, mode) else {
             return;
         };
         g.loss_and_grads(&b.f32()).unwrap();
@@ -99,27 +79,12 @@ fn error_signal_profile_matches_the_cpu_engine() {
 
 #[test]
 fn gradients_are_deterministic() {
-    let dims = Dims {
-        n_in: 4,
-        n_hidden: 20,
-        n_out: 4,
-    };
+    let dims = dims(4, 20, 4);
     let p = random_params(dims, 1.0, 9);
     let b = OwnedBatch::random(dims, Loss::SoftmaxCe, 30, 6, MaskKind::Every, 9);
-    let s = settings(
-        Activation::Tanh,
-        Loss::SoftmaxCe,
-        1.0,
-        OmegaForm::Norm,
-        TimeReduction::Sum,
-    );
+    let s = tanh_ce(1.0);
     for mode in MODES {
-        let Some(mut g) = gpu_trainer(
-            "determinism",
-            &p,
-            trainer_config(s, Clip::None, OptimizerKind::Sgd, 0.1),
-            mode,
-        ) else {
+        let Some(mut g) = grads_trainer("determinism", &p, s, mode) else {
             return;
         };
         let (o1, g1) = g.loss_and_grads(&b.f32()).unwrap();

@@ -7,27 +7,14 @@
 //! agrees to 1e-4 of its scale.
 mod common;
 use common::*;
-use rnnstab_engine::{
-    global_norm, Activation, Clip, Dims, InitialState, Loss, OmegaForm, OptimizerKind,
-    TimeReduction, Trainer,
-};
+use rnnstab_engine::{global_norm, Clip, InitialState, Loss, OptimizerKind, Trainer};
 
 #[test]
 fn the_norm_matches_and_clipping_fires_exactly_when_the_cpu_says_so() {
-    let dims = Dims {
-        n_in: 3,
-        n_hidden: 10,
-        n_out: 4,
-    };
+    let dims = dims(3, 10, 4);
     let p = random_params(dims, 1.3, 21);
     let b = OwnedBatch::random(dims, Loss::SoftmaxCe, 20, 4, MaskKind::Every, 21);
-    let s = settings(
-        Activation::Tanh,
-        Loss::SoftmaxCe,
-        1.0,
-        OmegaForm::Norm,
-        TimeReduction::Sum,
-    );
+    let s = tanh_ce(1.0);
     let (_, cg, _) = cpu_grads(&p, &b, &s);
     let norm = global_norm(&cg);
     let max_abs = cg
@@ -65,19 +52,7 @@ fn the_norm_matches_and_clipping_fires_exactly_when_the_cpu_says_so() {
                 cpu.grads(),
                 1e-4,
             ));
-            let after = g.params().unwrap();
-            for ((name, a), c) in NAMES
-                .iter()
-                .zip(tensors32(&after))
-                .zip(tensors64(cpu.params()))
-            {
-                for (x, y) in a.iter().zip(c) {
-                    assert!(
-                        (*x as f64 - y).abs() <= 1e-6 * (1.0 + y.abs()),
-                        "{what}: {name} {x} vs {y}"
-                    );
-                }
-            }
+            assert_entries_close(&what, &g.params().unwrap(), cpu.params(), 1e-6);
             if let Clip::Value(t) = clip {
                 let g_after = g.grads().unwrap();
                 assert!(tensors32(&g_after)

@@ -7,19 +7,14 @@
 mod common;
 use common::*;
 use rnnstab_engine::{
-    forward, make_pool, Activation, Clip, Dims, InitialState, Loss, OmegaForm, OptimizerKind,
-    TimeReduction,
+    forward, make_pool, Activation, InitialState, Loss, OmegaForm, TimeReduction,
 };
 
 const TOL: f64 = 2e-5;
 
 #[test]
 fn hidden_states_outputs_and_loss_match_the_cpu_engine() {
-    let dims = Dims {
-        n_in: 3,
-        n_hidden: 16,
-        n_out: 5,
-    };
+    let dims = dims(3, 16, 5);
     let (steps, batch) = (30, 4);
     let pool = make_pool(Some(1)).unwrap();
     let mut worst = 0f64;
@@ -53,8 +48,7 @@ fn hidden_states_outputs_and_loss_match_the_cpu_engine() {
             .unwrap();
             let (cpu, _, _) = cpu_grads(&p, &b, &s);
             for mode in MODES {
-                let cfg = trainer_config(s, Clip::None, OptimizerKind::Sgd, 0.1);
-                let Some(mut g) = gpu_trainer("forward", &p, cfg, mode) else {
+                let Some(mut g) = grads_trainer("forward", &p, s, mode) else {
                     return;
                 };
                 let (out, _) = g.loss_and_grads(&b.f32()).unwrap();
@@ -104,23 +98,12 @@ fn hidden_states_outputs_and_loss_match_the_cpu_engine() {
 fn sigmoid_starts_from_half_and_unscored_steps_are_not_run() {
     // x_0 = 0 gives h_0 = σ(0) = 0.5 for the sigmoid; with the mask on only up to step 5 of 12,
     // S = 6 slots are run (Batch::last_scored_step), as on the CPU.
-    let dims = Dims {
-        n_in: 2,
-        n_hidden: 6,
-        n_out: 3,
-    };
+    let dims = dims(2, 6, 3);
     let p = random_params(dims, 1.0, 3);
-    let mut b = OwnedBatch::random(dims, Loss::Mse, 12, 2, MaskKind::Every, 4);
-    b.mask.iter_mut().skip(5 * 2).for_each(|m| *m = 0.0);
-    let b = OwnedBatch::from_parts(
-        12,
-        2,
-        Loss::Mse,
-        b.inputs.clone(),
-        b.classes.clone(),
-        b.values.clone(),
-        b.mask.clone(),
-    );
+    let b = OwnedBatch::random(dims, Loss::Mse, 12, 2, MaskKind::Every, 4);
+    let mut mask = b.mask.clone();
+    mask.iter_mut().skip(5 * 2).for_each(|m| *m = 0.0);
+    let b = b.with_mask(mask);
     let s = settings(
         Activation::Sigmoid,
         Loss::Mse,
@@ -130,12 +113,7 @@ fn sigmoid_starts_from_half_and_unscored_steps_are_not_run() {
     );
     let (cpu, _, _) = cpu_grads(&p, &b, &s);
     for mode in MODES {
-        let Some(mut g) = gpu_trainer(
-            "sigmoid_h0",
-            &p,
-            trainer_config(s, Clip::None, OptimizerKind::Sgd, 0.1),
-            mode,
-        ) else {
+        let Some(mut g) = grads_trainer("sigmoid_h0", &p, s, mode) else {
             return;
         };
         let (out, _) = g.loss_and_grads(&b.f32()).unwrap();

@@ -7,17 +7,13 @@
 //! wrong fold coefficient could not hide under the tolerance (checked below).
 mod common;
 use common::*;
-use rnnstab_engine::{Activation, Clip, Dims, Loss, OmegaForm, OptimizerKind, TimeReduction};
+use rnnstab_engine::{Activation, Loss, OmegaForm, TimeReduction};
 
 const TOL: f64 = 1e-4;
 
 #[test]
 fn omega_and_its_gradient_match_the_cpu_engine() {
-    let dims = Dims {
-        n_in: 3,
-        n_hidden: 12,
-        n_out: 4,
-    };
+    let dims = dims(3, 12, 4);
     let mut worst = 0f64;
     let mut n = 100;
     for form in [OmegaForm::Norm, OmegaForm::Squared] {
@@ -38,12 +34,7 @@ fn omega_and_its_gradient_match_the_cpu_engine() {
                     "{form:?}/{act:?}/{mask:?}: Ω moves ∂W_rec by only {shift:.1e}"
                 );
                 for mode in MODES {
-                    let Some(mut g) = gpu_trainer(
-                        "omega",
-                        &p,
-                        trainer_config(s, Clip::None, OptimizerKind::Sgd, 0.1),
-                        mode,
-                    ) else {
+                    let Some(mut g) = grads_trainer("omega", &p, s, mode) else {
                         return;
                     };
                     let (out, grads) = g.loss_and_grads(&b.f32()).unwrap();
@@ -70,40 +61,16 @@ fn omega_and_its_gradient_match_the_cpu_engine() {
 fn pairs_without_error_signal_are_left_out() {
     // Mask on at step 10 of 20 only: pairs k ≥ 10 have g_{k+1} = 0 and do not count; the
     // steps after 10 are not even run. N = B·10 pairs, as on the CPU.
-    let dims = Dims {
-        n_in: 2,
-        n_hidden: 8,
-        n_out: 3,
-    };
+    let dims = dims(2, 8, 3);
     let p = random_params(dims, 1.0, 5);
     let mut mask = vec![0f32; 20 * 3];
     mask[9 * 3..10 * 3].iter_mut().for_each(|m| *m = 1.0);
-    let r = OwnedBatch::random(dims, Loss::SoftmaxCe, 20, 3, MaskKind::Every, 5);
-    let b = OwnedBatch::from_parts(
-        20,
-        3,
-        Loss::SoftmaxCe,
-        r.inputs.clone(),
-        r.classes.clone(),
-        r.values.clone(),
-        mask,
-    );
-    let s = settings(
-        Activation::Tanh,
-        Loss::SoftmaxCe,
-        0.5,
-        OmegaForm::Norm,
-        TimeReduction::Sum,
-    );
+    let b = OwnedBatch::random(dims, Loss::SoftmaxCe, 20, 3, MaskKind::Every, 5).with_mask(mask);
+    let s = tanh_ce(0.5);
     let (cpu, _, _) = cpu_grads(&p, &b, &s);
     assert_eq!(cpu.omega_pairs, 30);
     for mode in MODES {
-        let Some(mut g) = gpu_trainer(
-            "omega_pairs",
-            &p,
-            trainer_config(s, Clip::None, OptimizerKind::Sgd, 0.1),
-            mode,
-        ) else {
+        let Some(mut g) = grads_trainer("omega_pairs", &p, s, mode) else {
             return;
         };
         let (out, _) = g.loss_and_grads(&b.f32()).unwrap();

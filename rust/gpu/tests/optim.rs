@@ -9,18 +9,14 @@
 mod common;
 use common::*;
 use rnnstab_engine::{
-    Activation, Clip, Dims, EngineError, InitialState, Loss, NonFinitePolicy, OmegaForm,
-    OptimizerKind, TimeReduction, Trainer,
+    Activation, Clip, EngineError, InitialState, Loss, NonFinitePolicy, OmegaForm, OptimizerKind,
+    TimeReduction, Trainer,
 };
 use rnnstab_gpu::GpuError;
 
 #[test]
 fn every_optimizer_follows_the_cpu_trainer() {
-    let dims = Dims {
-        n_in: 3,
-        n_hidden: 10,
-        n_out: 4,
-    };
+    let dims = dims(3, 10, 4);
     let p = random_params(dims, 1.0, 31);
     let b = OwnedBatch::random(dims, Loss::SoftmaxCe, 15, 4, MaskKind::Every, 31);
     let s = settings(
@@ -53,18 +49,12 @@ fn every_optimizer_follows_the_cpu_trainer() {
                 g.step(&b.f32()).unwrap();
             }
             let what = format!("{kind:?}/{mode:?}");
-            let after = g.params().unwrap();
-            for ((name, a), c) in NAMES
-                .iter()
-                .zip(tensors32(&after))
-                .zip(tensors64(cpu.params()))
-            {
-                for (x, y) in a.iter().zip(c) {
-                    let e = (*x as f64 - y).abs() / (1.0 + y.abs());
-                    assert!(e <= 1e-5, "{what}: {name} {x} vs {y}");
-                    worst = worst.max(e);
-                }
-            }
+            worst = worst.max(assert_entries_close(
+                &what,
+                &g.params().unwrap(),
+                cpu.params(),
+                1e-5,
+            ));
             match (g.optimizer_state().unwrap(), cpu.optimizer_state()) {
                 (None, None) => {}
                 (Some(gs), Some(cs)) => {
@@ -79,28 +69,13 @@ fn every_optimizer_follows_the_cpu_trainer() {
 
 /// Parameters whose activations overflow f32 within a few steps (ReLU, huge W_rec).
 fn exploding() -> (rnnstab_engine::Params<f32>, OwnedBatch) {
-    let dims = Dims {
-        n_in: 2,
-        n_hidden: 6,
-        n_out: 3,
-    };
+    let dims = dims(2, 6, 3);
     let mut p = random_params(dims, 1.0, 41);
     p.w_rec.iter_mut().for_each(|w| *w = w.abs() * 1e6);
     p.w_in.iter_mut().for_each(|w| *w = w.abs() + 0.5);
     let r = OwnedBatch::random(dims, Loss::Mse, 12, 2, MaskKind::Every, 41);
     let inputs = r.inputs.iter().map(|v| v.abs() + 0.1).collect();
-    (
-        p,
-        OwnedBatch::from_parts(
-            12,
-            2,
-            Loss::Mse,
-            inputs,
-            r.classes.clone(),
-            r.values.clone(),
-            r.mask.clone(),
-        ),
-    )
+    (p, r.with_inputs(inputs))
 }
 
 #[test]
@@ -168,20 +143,10 @@ fn non_finite_gradients_follow_the_policy() {
 
 #[test]
 fn frozen_biases_neither_move_nor_count() {
-    let dims = Dims {
-        n_in: 3,
-        n_hidden: 8,
-        n_out: 4,
-    };
+    let dims = dims(3, 8, 4);
     let p = random_params(dims, 1.0, 81);
     let b = OwnedBatch::random(dims, Loss::SoftmaxCe, 10, 3, MaskKind::Every, 81);
-    let s = settings(
-        Activation::Tanh,
-        Loss::SoftmaxCe,
-        0.0,
-        OmegaForm::Norm,
-        TimeReduction::Sum,
-    );
+    let s = tanh_ce(0.0);
     let mut cfg = trainer_config(s, Clip::Norm(0.1), OptimizerKind::Sgd, 0.1);
     cfg.freeze_biases = true;
     let mut cpu = Trainer::new(to_f64(&p), cfg, Some(1)).unwrap();

@@ -7,28 +7,15 @@
 //! below 1e-3, while a wrong kernel would change the curve by its own size within a few steps.
 mod common;
 use common::*;
-use rnnstab_engine::{
-    Activation, Clip, Dims, EngineError, InitialState, Loss, OmegaForm, OptimizerKind, Params,
-    TimeReduction, Trainer,
-};
+use rnnstab_engine::{Clip, EngineError, InitialState, Loss, OptimizerKind, Params, Trainer};
 use rnnstab_gpu::{ensure_f64_supported, GpuError, GpuTrainer, KernelMode};
 
 #[test]
 fn one_step_matches_the_cpu_trainer_in_f32_and_f64() {
-    let dims = Dims {
-        n_in: 6,
-        n_hidden: 20,
-        n_out: 4,
-    };
+    let dims = dims(6, 20, 4);
     let p = random_params(dims, 1.0, 51);
     let b = OwnedBatch::random(dims, Loss::SoftmaxCe, 40, 5, MaskKind::LastStep, 51);
-    let s = settings(
-        Activation::Tanh,
-        Loss::SoftmaxCe,
-        2.0,
-        OmegaForm::Norm,
-        TimeReduction::Sum,
-    );
+    let s = tanh_ce(2.0);
     let cfg = trainer_config(s, Clip::Norm(0.5), OptimizerKind::Nesterov, 0.05);
     let mut c64 = Trainer::new(to_f64(&p), cfg, Some(1)).unwrap();
     let mut c32 = Trainer::new(p.clone(), cfg, Some(1)).unwrap();
@@ -57,13 +44,8 @@ fn one_step_matches_the_cpu_trainer_in_f32_and_f64() {
         let after = g.params().unwrap();
         let f64_of_32 = to_f64(c32.params());
         for (what, cpu) in [("f64", c64.params()), ("f32", &f64_of_32)] {
-            for ((name, a), c) in NAMES.iter().zip(tensors32(&after)).zip(tensors64(cpu)) {
-                for (x, y) in a.iter().zip(c) {
-                    let e = (*x as f64 - y).abs() / (1.0 + y.abs());
-                    assert!(e < 1e-5, "{mode:?} vs CPU {what}: {name} {x} vs {y}");
-                    worst = worst.max(e);
-                }
-            }
+            let what = format!("{mode:?} vs CPU {what}");
+            worst = worst.max(assert_entries_close(&what, &after, cpu, 1e-5));
         }
     }
     report("one whole step", worst);
@@ -99,19 +81,8 @@ fn memory_task(steps: usize, batch: usize, seed: u64) -> OwnedBatch {
 
 #[test]
 fn a_200_update_training_run_follows_the_cpu_loss_curve() {
-    let dims = Dims {
-        n_in: 5,
-        n_hidden: 16,
-        n_out: 4,
-    };
-    let p = random_params(dims, 0.95, 61);
-    let s = settings(
-        Activation::Tanh,
-        Loss::SoftmaxCe,
-        0.5,
-        OmegaForm::Norm,
-        TimeReduction::Sum,
-    );
+    let p = random_params(dims(5, 16, 4), 0.95, 61);
+    let s = tanh_ce(0.5);
     let cfg = trainer_config(s, Clip::Norm(1.0), OptimizerKind::Momentum, 0.05);
     let batches: Vec<OwnedBatch> = (0..10).map(|k| memory_task(8, 16, 100 + k)).collect();
     let mut cpu = Trainer::new(to_f64(&p), cfg, Some(1)).unwrap();
@@ -151,18 +122,8 @@ fn a_200_update_training_run_follows_the_cpu_loss_curve() {
 
 #[test]
 fn unsupported_options_and_bad_batches_are_errors() {
-    let dims = Dims {
-        n_in: 2,
-        n_hidden: 4,
-        n_out: 3,
-    };
-    let s = settings(
-        Activation::Tanh,
-        Loss::SoftmaxCe,
-        0.0,
-        OmegaForm::Norm,
-        TimeReduction::Sum,
-    );
+    let dims = dims(2, 4, 3);
+    let s = tanh_ce(0.0);
     let cfg = trainer_config(s, Clip::None, OptimizerKind::Sgd, 0.1);
     // These are refused before any adapter is looked for.
     let mut with_x0 = Params::<f32>::zeros(dims, true);

@@ -49,6 +49,18 @@ pub fn gpu_trainer(
     }
 }
 
+/// A GPU trainer for tests that only evaluate the loss and its gradients: no clipping and plain
+/// SGD, whose update such a test never takes. None (skip) when no adapter exists.
+pub fn grads_trainer(
+    test: &str,
+    params: &Params<f32>,
+    s: Settings,
+    mode: KernelMode,
+) -> Option<GpuTrainer> {
+    let cfg = trainer_config(s, Clip::None, OptimizerKind::Sgd, 0.1);
+    gpu_trainer(test, params, cfg, mode)
+}
+
 pub const MODES: [KernelMode; 2] = [KernelMode::Persistent, KernelMode::PerStep];
 
 /// xorshift64*: deterministic, dependency-free.
@@ -73,6 +85,15 @@ impl Rng {
     }
 }
 
+/// The sizes of a model: `n_in` inputs, `n_hidden` hidden units, `n_out` outputs.
+pub fn dims(n_in: usize, n_hidden: usize, n_out: usize) -> Dims {
+    Dims {
+        n_in,
+        n_hidden,
+        n_out,
+    }
+}
+
 /// Random parameters with W_rec scaled to spectral radius around `rho` (entries uniform,
 /// scaled by rho·sqrt(3/H)).
 pub fn random_params(dims: Dims, rho: f32, seed: u64) -> Params<f32> {
@@ -89,15 +110,14 @@ pub fn random_params(dims: Dims, rho: f32, seed: u64) -> Params<f32> {
 }
 
 pub fn to_f64(p: &Params<f32>) -> Params<f64> {
-    let c = |v: &Vec<f32>| v.iter().map(|x| *x as f64).collect();
     Params {
         dims: p.dims,
-        w_rec: c(&p.w_rec),
-        w_in: c(&p.w_in),
-        b: c(&p.b),
-        w_out: c(&p.w_out),
-        b_out: c(&p.b_out),
-        x0: c(&p.x0),
+        w_rec: widen(&p.w_rec),
+        w_in: widen(&p.w_in),
+        b: widen(&p.b),
+        w_out: widen(&p.w_out),
+        b_out: widen(&p.b_out),
+        x0: widen(&p.x0),
     }
 }
 
@@ -157,6 +177,20 @@ impl OwnedBatch {
         Self::from_parts(steps, batch, loss, inputs, classes, values, m)
     }
 
+    /// The same batch scored by `mask` instead.
+    pub fn with_mask(mut self, mask: Vec<f32>) -> Self {
+        self.mask64 = widen(&mask);
+        self.mask = mask;
+        self
+    }
+
+    /// The same batch with `inputs` instead.
+    pub fn with_inputs(mut self, inputs: Vec<f32>) -> Self {
+        self.inputs64 = widen(&inputs);
+        self.inputs = inputs;
+        self
+    }
+
     pub fn from_parts(
         steps: usize,
         batch: usize,
@@ -166,11 +200,10 @@ impl OwnedBatch {
         values: Vec<f32>,
         mask: Vec<f32>,
     ) -> Self {
-        let w = |v: &Vec<f32>| v.iter().map(|x| *x as f64).collect();
         OwnedBatch {
-            inputs64: w(&inputs),
-            values64: w(&values),
-            mask64: w(&mask),
+            inputs64: widen(&inputs),
+            values64: widen(&values),
+            mask64: widen(&mask),
             steps,
             batch,
             loss,
@@ -210,6 +243,10 @@ impl OwnedBatch {
     }
 }
 
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|x| *x as f64).collect()
+}
+
 pub fn settings(
     act: Activation,
     loss: Loss,
@@ -226,6 +263,18 @@ pub fn settings(
         omega: OmegaConfig { alpha, form },
         full_length: false,
     }
+}
+
+/// The paper's model for its synthetic tasks: tanh units, softmax cross-entropy summed over
+/// time, Ω in its norm form weighted by `alpha`.
+pub fn tanh_ce(alpha: f64) -> Settings {
+    settings(
+        Activation::Tanh,
+        Loss::SoftmaxCe,
+        alpha,
+        OmegaForm::Norm,
+        TimeReduction::Sum,
+    )
 }
 
 pub fn trainer_config(
@@ -296,6 +345,20 @@ pub fn assert_params_close(what: &str, gpu: &Params<f32>, cpu: &Params<f64>, tol
             "{what}: {name} differs by {e:.3e} (relative), tolerance {tol:.0e}"
         );
         worst = worst.max(e);
+    }
+    worst
+}
+
+/// Asserts every entry of `gpu` closer than `tol`·(1 + |θ|) to the matching entry θ of `cpu`;
+/// returns the largest |gpu − θ| / (1 + |θ|) seen.
+pub fn assert_entries_close(what: &str, gpu: &Params<f32>, cpu: &Params<f64>, tol: f64) -> f64 {
+    let mut worst = 0f64;
+    for ((name, a), c) in NAMES.iter().zip(tensors32(gpu)).zip(tensors64(cpu)) {
+        for (x, y) in a.iter().zip(c) {
+            let e = (*x as f64 - y).abs() / (1.0 + y.abs());
+            assert!(e < tol, "{what}: {name} {x} vs {y}");
+            worst = worst.max(e);
+        }
     }
     worst
 }
