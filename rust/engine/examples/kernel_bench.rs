@@ -44,7 +44,7 @@ fn main() {
     let mut c = vec![0.0f32; rows * p.np];
     let fl = (rows * h * h) as f64;
     time("step product (rows×H·H×H)", fl, 20000, || {
-        matmul_packed(&a, 0, h, rows, &p, &mut c)
+        matmul_packed(&a, 0, h, rows, &p, &mut c, p.np)
     });
     let mut x: Vec<f32> = (0..rows * h).map(|i| (i % 17) as f32 / 5.0 - 1.7).collect();
     time("tanh (rows×H)", 0.0, 20000, || {

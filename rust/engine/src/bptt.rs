@@ -104,7 +104,7 @@ pub struct Workspace<T> {
     omega_valid: Vec<bool>, // (B, S)  pair k carries error signal
     w_out_part: Vec<T>,     // (O, H)     one scored slot's share of ∂W_out
     parts: GradParts<T>,    // each group's share of the weight gradients
-    block_packs: Vec<PackedMatrix<T>>, // each recurrence block's own packing of W_rec
+    block_packs: Vec<BlockPacks<T>>, // each recurrence block's own packings
     w_rec_packed: PackedMatrix<T>,
     batch: usize,
     slots: usize,
@@ -280,7 +280,7 @@ fn block_scored<T: Float>(batch: &Batch<'_, T>, r0: usize, n: usize, t: usize) -
 
 /// Step 1: the forward pass of eq. (2) over the block's examples, and ∂E/∂y at scored steps.
 #[inline(always)]
-fn forward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, w_rec_t: &PackedMatrix<T>) {
+fn forward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, packs: &BlockPacks<T>) {
     let p = ctx.p;
     let (h, i, o) = (p.dims.n_hidden, p.dims.n_in, p.dims.n_out);
     let (s, n, nb) = (ctx.slots, blk.n, ctx.batch.batch);
@@ -297,14 +297,10 @@ fn forward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, w_rec_t: &P
             dst[i] = T::ONE;
         }
     }
-    // W_in·u_t for every slot of every example at once: one ((n·S) × I)·(I × H) product.
-    gemm(
-        T::ONE,
-        View::strided(blk.us, 0, n * s, i, iw, 1),
-        View::new(&p.w_in, h, i).t(),
-        T::ZERO,
-        ViewMut::new(blk.hs, n * s, h),
-    );
+    // W_in·u_t for every slot of every example at once: one ((n·S) × I)·(I × H) product
+    // (the ones column of `us` is past the I columns it reads).
+    matmul_packed(blk.us, 0, iw, n * s, &packs.w_in_t, blk.hs, h);
+    let w_rec_t = &packs.w_rec;
     for r in 0..n {
         let row = &mut blk.hs[r * s * h..(r * s + 1) * h];
         match ctx.x0.row(blk.r0 + r, h) {
@@ -323,7 +319,7 @@ fn forward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, w_rec_t: &P
     let mut y = vec![T::ZERO; n * o];
     for t in 1..s {
         // W_rec·h_{t−1} for the block's rows, with W_rec packed once per batch by the block.
-        matmul_packed(blk.hs, (t - 1) * h, s * h, n, w_rec_t, &mut rec);
+        matmul_packed(blk.hs, (t - 1) * h, s * h, n, w_rec_t, &mut rec, np);
         for r in 0..n {
             let row = &mut blk.hs[(r * s + t) * h..(r * s + t + 1) * h];
             let rec = &rec[r * np..r * np + h];
@@ -454,7 +450,7 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, w_rec: &Pa
     for t in (0..s).rev() {
         let has_next = t + 1 < s;
         if has_next {
-            matmul_packed(blk.gs, (t + 1) * h, s * h, n, w_rec, &mut carry);
+            matmul_packed(blk.gs, (t + 1) * h, s * h, n, w_rec, &mut carry, np);
         }
         if t == 0 {
             break;
@@ -541,7 +537,7 @@ fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f6
     for k in 0..s - 1 {
         let scored = k >= 1 && block_scored(ctx.batch, blk.r0, n, k - 1);
         if scored {
-            matmul_packed(blk.gs, (k + 1) * h, s * h, n, ctx.w_rec, &mut carry);
+            matmul_packed(blk.gs, (k + 1) * h, s * h, n, ctx.w_rec, &mut carry, np);
         }
         for r in 0..n {
             let at = r * s + k;
@@ -571,20 +567,37 @@ fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f6
 fn forward_backward_block<T: Float>(
     ctx: &Ctx<'_, T>,
     blk: &mut Block<'_, T>,
-    pack: &mut PackedMatrix<T>,
+    packs: &mut BlockPacks<T>,
 ) {
-    let h = ctx.p.dims.n_hidden;
-    pack.pack_transposed(&ctx.p.w_rec, h, h);
-    forward_block(ctx, blk, pack);
-    pack.pack(&ctx.p.w_rec, h, h);
-    backward_block(ctx, blk, pack);
+    let (h, i) = (ctx.p.dims.n_hidden, ctx.p.dims.n_in);
+    packs.w_rec.pack_transposed(&ctx.p.w_rec, h, h);
+    packs.w_in_t.pack_transposed(&ctx.p.w_in, h, i);
+    forward_block(ctx, blk, packs);
+    packs.w_rec.pack(&ctx.p.w_rec, h, h);
+    backward_block(ctx, blk, &packs.w_rec);
+}
+
+/// One recurrence block's packed weights: W_rec (transposed for the forward pass, then as it
+/// is for the backward pass, in one buffer) and W_inᵀ.
+struct BlockPacks<T> {
+    w_rec: PackedMatrix<T>,
+    w_in_t: PackedMatrix<T>,
+}
+
+impl<T: Float> Default for BlockPacks<T> {
+    fn default() -> Self {
+        BlockPacks {
+            w_rec: PackedMatrix::new(),
+            w_in_t: PackedMatrix::new(),
+        }
+    }
 }
 
 // The per-block passes, compiled per instruction set (see `simd_dispatch`).
 simd_dispatch!(
     block_pass,
     forward_backward_block,
-    (ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, pack: &mut PackedMatrix<T>)
+    (ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, packs: &mut BlockPacks<T>)
 );
 
 /// Everything one call needs besides the parameters and the batch.
@@ -661,7 +674,7 @@ pub fn loss_and_grads<T: Float>(
     };
     let counts = block_counts(nb, recurrence_blocks(nb, h, pool.current_num_threads()));
     let mut packs = std::mem::take(&mut ws.block_packs);
-    packs.resize_with(counts.len(), PackedMatrix::new);
+    packs.resize_with(counts.len(), BlockPacks::default);
     let ran_on = {
         let blocks = make_blocks(ws, &counts, h, i, o);
         let jobs: Vec<_> = blocks.into_iter().zip(packs.iter_mut()).collect();
@@ -1027,8 +1040,8 @@ pub fn forward<T: Float>(
             activation.apply_slice(row);
         }
         for t in 0..steps {
-            matmul_packed(inputs, (t * batch + r0) * i, i, n, &w_in_t, &mut cur);
-            matmul_packed(&prev, 0, hp, n, &w_rec_t, &mut rec);
+            matmul_packed(inputs, (t * batch + r0) * i, i, n, &w_in_t, &mut cur, hp);
+            matmul_packed(&prev, 0, hp, n, &w_rec_t, &mut rec, hp);
             for r in 0..n {
                 let row = &mut cur[r * hp..r * hp + h];
                 for ((x, rc), bj) in row.iter_mut().zip(&rec[r * hp..r * hp + h]).zip(&params.b) {
@@ -1037,7 +1050,7 @@ pub fn forward<T: Float>(
                 fin[r * h..(r + 1) * h].copy_from_slice(row);
                 activation.apply_slice(row);
             }
-            matmul_packed(&cur, 0, hp, n, &w_out_t, &mut y);
+            matmul_packed(&cur, 0, hp, n, &w_out_t, &mut y, op);
             let yt = &mut out[t * n * o..(t + 1) * n * o];
             for (r, row) in yt.chunks_exact_mut(o).enumerate() {
                 for ((v, yv), bo) in row

@@ -85,8 +85,9 @@ impl<T: Float> Default for PackedMatrix<T> {
     }
 }
 
-/// `C (rows × np) = A (rows × k) · B` where A's row r starts at `a[a_off + r·lda]` and B is
-/// packed. C is dense with row stride `np`; its padding columns come out zero.
+/// `C (rows × n) = A (rows × k) · B` where A's row r starts at `a[a_off + r·lda]` and B is
+/// packed. C's row r starts at `c[r·ldc]`, `ldc ≥ n`; only its n columns are written, so C can
+/// be a block of rows of a wider array.
 pub fn matmul_packed<T: Float>(
     a: &[T],
     a_off: usize,
@@ -94,14 +95,19 @@ pub fn matmul_packed<T: Float>(
     rows: usize,
     b: &PackedMatrix<T>,
     c: &mut [T],
+    ldc: usize,
 ) {
-    let (k, np) = (b.k, b.np);
-    assert!(c.len() >= rows * np, "output too small");
+    let (k, n) = (b.k, b.n);
+    assert!(ldc >= n, "output rows narrower than B");
+    assert!(
+        rows == 0 || (rows - 1) * ldc + n <= c.len(),
+        "output too small"
+    );
     assert!(
         rows == 0 || a_off + (rows - 1) * lda + k <= a.len(),
         "A out of bounds"
     );
-    matmul::run::<T>(a, a_off, lda, rows, k, &b.data, np, c);
+    matmul::run::<T>(a, a_off, lda, rows, k, &b.data, n, c, ldc);
 }
 
 /// The portable kernel: `R` rows by `W` columns of C live in registers while k runs; each
@@ -119,15 +125,16 @@ fn matmul_rows<T: Float, const R: usize, const W: usize, const FMA: bool>(
     rows: usize,
     k: usize,
     b: &[T],
-    np: usize,
+    n: usize,
     c: &mut [T],
+    ldc: usize,
 ) -> usize {
-    let b = &b[..k * np];
+    let b = &b[..k * padded(n)];
     let mut r0 = r0;
     while r0 + R <= rows {
         // The R rows of A, bounds-checked once here rather than in the inner loop.
         let arows: [&[T]; R] = std::array::from_fn(|r| &a[a_off + (r0 + r) * lda..][..k]);
-        for jb in (0..np).step_by(W) {
+        for jb in (0..n).step_by(W) {
             let mut acc = [[T::ZERO; W]; R];
             let panel = &b[(jb / NB) * k * NB..][..k * NB];
             for (kk, bfull) in panel.chunks_exact(NB).enumerate() {
@@ -142,13 +149,35 @@ fn matmul_rows<T: Float, const R: usize, const W: usize, const FMA: bool>(
                     }
                 }
             }
-            for (r, accr) in acc.iter().enumerate() {
-                c[(r0 + r) * np + jb..][..W].copy_from_slice(accr);
+            if jb + W <= n {
+                for (r, accr) in acc.iter().enumerate() {
+                    c[(r0 + r) * ldc + jb..][..W].copy_from_slice(accr);
+                }
+            } else {
+                // The last block's padding columns are computed (as zeros) but not stored.
+                // A store of fixed width above keeps `acc` in registers; this one is rare.
+                let spilled = acc;
+                store_part(&spilled, c, r0 * ldc + jb, ldc, n - jb);
             }
         }
         r0 += R;
     }
     r0
+}
+
+/// The first `w` columns of an `R × W` block of accumulators into C at `at`, rows `ldc` apart.
+/// Kept out of line so that the hot loop's accumulators are never spilled for it.
+#[inline(never)]
+fn store_part<T: Float, const R: usize, const W: usize>(
+    acc: &[[T; W]; R],
+    c: &mut [T],
+    at: usize,
+    ldc: usize,
+    w: usize,
+) {
+    for (r, accr) in acc.iter().enumerate() {
+        c[at + r * ldc..][..w].copy_from_slice(&accr[..w]);
+    }
 }
 
 /// All rows, in blocks of at most `R` rows as even as possible (10 rows run as 5 + 5, 20 as
@@ -163,8 +192,9 @@ fn matmul_blocked<T: Float, const R: usize, const W: usize, const FMA: bool>(
     rows: usize,
     k: usize,
     b: &[T],
-    np: usize,
+    n: usize,
     c: &mut [T],
+    ldc: usize,
 ) {
     let mut r0 = 0;
     while r0 < rows {
@@ -172,14 +202,14 @@ fn matmul_blocked<T: Float, const R: usize, const W: usize, const FMA: bool>(
         let size = left.div_ceil(left.div_ceil(R));
         let end = r0 + size;
         r0 = match size {
-            8 => matmul_rows::<T, 8, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
-            7 => matmul_rows::<T, 7, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
-            6 => matmul_rows::<T, 6, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
-            5 => matmul_rows::<T, 5, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
-            4 => matmul_rows::<T, 4, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
-            3 => matmul_rows::<T, 3, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
-            2 => matmul_rows::<T, 2, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
-            _ => matmul_rows::<T, 1, W, FMA>(a, a_off, lda, r0, end, k, b, np, c),
+            8 => matmul_rows::<T, 8, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            7 => matmul_rows::<T, 7, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            6 => matmul_rows::<T, 6, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            5 => matmul_rows::<T, 5, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            4 => matmul_rows::<T, 4, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            3 => matmul_rows::<T, 3, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            2 => matmul_rows::<T, 2, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            _ => matmul_rows::<T, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
         };
     }
 }
@@ -210,13 +240,14 @@ mod matmul {
         rows: usize,
         k: usize,
         b: &[T],
-        np: usize,
+        n: usize,
         c: &mut [T],
+        ldc: usize,
     ) {
         if std::mem::size_of::<T>() == 4 {
-            matmul_blocked::<T, 8, 32, true>(a, a_off, lda, rows, k, b, np, c)
+            matmul_blocked::<T, 8, 32, true>(a, a_off, lda, rows, k, b, n, c, ldc)
         } else {
-            matmul_blocked::<T, 4, 32, true>(a, a_off, lda, rows, k, b, np, c)
+            matmul_blocked::<T, 4, 32, true>(a, a_off, lda, rows, k, b, n, c, ldc)
         }
     }
 
@@ -232,10 +263,11 @@ mod matmul {
         rows: usize,
         k: usize,
         b: &[T],
-        np: usize,
+        n: usize,
         c: &mut [T],
+        ldc: usize,
     ) {
-        matmul_blocked::<T, 3, 16, true>(a, a_off, lda, rows, k, b, np, c)
+        matmul_blocked::<T, 3, 16, true>(a, a_off, lda, rows, k, b, n, c, ldc)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -246,21 +278,22 @@ mod matmul {
         rows: usize,
         k: usize,
         b: &[T],
-        np: usize,
+        n: usize,
         c: &mut [T],
+        ldc: usize,
     ) {
         #[cfg(target_arch = "x86_64")]
         {
             if has_avx512() {
                 // SAFETY: the CPU has the features this copy was compiled for.
-                return unsafe { avx512::<T>(a, a_off, lda, rows, k, b, np, c) };
+                return unsafe { avx512::<T>(a, a_off, lda, rows, k, b, n, c, ldc) };
             }
             if has_avx2() {
                 // SAFETY: as above.
-                return unsafe { avx2::<T>(a, a_off, lda, rows, k, b, np, c) };
+                return unsafe { avx2::<T>(a, a_off, lda, rows, k, b, n, c, ldc) };
             }
         }
-        matmul_blocked::<T, 2, 8, false>(a, a_off, lda, rows, k, b, np, c)
+        matmul_blocked::<T, 2, 8, false>(a, a_off, lda, rows, k, b, n, c, ldc)
     }
 }
 
@@ -482,20 +515,19 @@ mod tests {
                     assert_eq!(p.get(r, j), if j < n { m[r * n + j] } else { 0.0 });
                 }
             }
-            let mut c = vec![f64::NAN; rows * p.np];
-            matmul_packed(&a, 2, k + 3, rows, &p, &mut c);
+            // C's rows two wider than B: the two extra columns must be left as they were.
+            let ldc = n + 2;
+            let mut c = vec![f64::NAN; rows * ldc];
+            matmul_packed(&a, 2, k + 3, rows, &p, &mut c, ldc);
             for r in 0..rows {
-                for j in 0..p.np {
-                    let want: f64 = if j < n {
-                        (0..k).map(|l| a[2 + r * (k + 3) + l] * m[l * n + j]).sum()
-                    } else {
-                        0.0
-                    };
+                for j in 0..n {
+                    let want: f64 = (0..k).map(|l| a[2 + r * (k + 3) + l] * m[l * n + j]).sum();
                     assert!(
-                        (c[r * p.np + j] - want).abs() < 1e-12,
+                        (c[r * ldc + j] - want).abs() < 1e-12,
                         "({rows},{k},{n}) at {r},{j}"
                     );
                 }
+                assert!(c[r * ldc + n..][..2].iter().all(|v| v.is_nan()));
             }
             let mut pt = PackedMatrix::new();
             pt.pack_transposed(&m, k, n); // m is (k × n), so the packing holds mᵀ (n × k)
