@@ -705,7 +705,9 @@ pub fn loss_and_grads<T: Float>(
         .filter(|&t| block_scored(batch, 0, nb, t - 1))
         .collect();
     let dense_out = scored.len() * 4 >= s - 1;
-    if !dense_out {
+    if dense_out {
+        column_sums(&ws.dy, o, &mut grads.b_out);
+    } else {
         grads.w_out.fill(T::ZERO);
         for &t in &scored {
             let (dy, hs) = (&ws.dy[t * o..], &ws.hs[t * h..]);
@@ -714,8 +716,17 @@ pub fn loss_and_grads<T: Float>(
                 *g += *v;
             }
         }
+        // ∂b_out = Σ ∂E/∂y_t over the scored slots alone, in the order of the dense sum: the
+        // terms skipped are zeros.
+        grads.b_out.fill(T::ZERO);
+        for row in ws.dy.chunks_exact(s * o) {
+            for &t in &scored {
+                for (acc, v) in grads.b_out.iter_mut().zip(&row[t * o..(t + 1) * o]) {
+                    *acc += *v;
+                }
+            }
+        }
     }
-    column_sums(&ws.dy, o, &mut grads.b_out);
 
     // Steps 3 (dense), 4 and 5, one group of examples at a time.
     let alpha = settings.omega.alpha;
