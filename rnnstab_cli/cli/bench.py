@@ -13,15 +13,23 @@ from rich.table import Table
 from rnnstab_cli.bench import PAPER_CONFIGS, BenchConfig, BenchRow, run_benchmark
 from rnnstab_cli.cli.common import emit_json, note
 
-BENCH_HELP = """Measure training-update throughput.
-
-For each configuration (the paper's temporal order H=50 I=6 B=20 T=200 and three larger ones,
-plus any --config H,I,B,T) one update is: forward over T steps of a tanh RNN, cross-entropy at
-the last step, BPTT, norm clipping, an SGD step, in float32. Rows: rnnstab on all cores and on
-one, with Ω (SGD-CR), independent single-threaded runs on every core (a sweep's throughput), a
-hand-written numpy BPTT, and PyTorch's nn.RNN when torch is installed. GFLOP/s count
-6·T·B·(H² + H·I) per update; "% ceiling" compares with a large f32 matrix product measured at
-the start of the run."""
+# Paragraphs as single strings: the help formatter keeps line breaks inside a paragraph.
+BENCH_HELP = "\n\n".join(
+    [
+        "Measure training-update throughput.",
+        "For each configuration (the paper's temporal order H=50 I=6 B=20 T=200 and three "
+        "larger ones, plus any --config H,I,B,T) one update is: forward over T steps of a tanh "
+        "RNN, cross-entropy at the last step, BPTT, norm clipping, an SGD step, in float32.",
+        "Rows: rnnstab on all cores and on one, with Ω (SGD-CR), rnnstab train end to end "
+        "(data generation included), independent single-threaded runs on every core (a "
+        "sweep's throughput), a hand-written numpy BPTT, and PyTorch's nn.RNN when torch is "
+        "installed.",
+        'GFLOP/s count 6·T·B·(H² + H·I) per update; "% ceiling" compares with a large f32 '
+        "matrix product measured at the start of the run. Rates are the best of three timing "
+        "windows; the share of CPU time a virtual machine's host took is printed when it "
+        "is 1% or more.",
+    ]
+)
 
 
 def _fmt(v: float | None, spec: str) -> str:
