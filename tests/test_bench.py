@@ -4,6 +4,7 @@ asserted by a test)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,28 @@ def test_rate_counts_a_window_the_host_stole_from_only_when_no_quiet_one_comes(
     r = measure.rate(update, seconds=0.003, warmup=0, windows=3)
     assert len(taken) == 8  # three stolen windows, then one more, which was quiet
     assert r < 1 / 0.004 * 1.01  # the quiet window's rate, not the stolen ones' (≈ 1000/s)
+
+
+def test_rates_take_their_windows_in_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A clock that each call of an update moves on by that update's cost: the rates are then
+    # exact, whatever the machine is doing.
+    clock = [0.0]
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(measure, "cpu_steal", lambda stat="/proc/stat": None)
+    calls: list[str] = []
+
+    def update(tag: str, cost: float) -> Callable[[], None]:
+        def call() -> None:
+            calls.append(tag)
+            clock[0] += cost
+
+        return call
+
+    fast, slow = measure.rates(
+        [update("a", 0.001), update("b", 0.004)], seconds=0.03, warmup=1, windows=3
+    )
+    # One warm-up call each, then a window of a, a window of b, and again, three times.
+    turns = [tag for i, tag in enumerate(calls) if i == 0 or calls[i - 1] != tag]
+    assert turns == ["a", "b"] + ["a", "b"] * 3
+    assert calls.count("a") == 1 + 3 * 10 and calls.count("b") == 1 + 3 * 3
+    assert fast == pytest.approx(1000) and slow == pytest.approx(250)

@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -95,21 +95,39 @@ def rate(update: Callable[[], None], seconds: float, warmup: int = 2, windows: i
     speed, which is what the comparisons are about. Where the kernel reports steal (time the
     virtual machine's host ran something else), windows with more than :data:`QUIET_STEAL` of
     it count only if no quiet one comes in up to ``windows`` more tries."""
-    for _ in range(warmup):
-        update()
-    measured: list[tuple[float, float | None]] = []
-    for tried in range(2 * windows):
-        if tried >= windows and any(_quiet(stolen) for _, stolen in measured):
-            break
-        n, start, steal_start = 0, time.perf_counter(), cpu_steal()
-        while True:
+    return rates([update], seconds, warmup, windows)[0]
+
+
+def rates(
+    updates: Sequence[Callable[[], None]], seconds: float, warmup: int = 2, windows: int = 3
+) -> list[float]:
+    """:func:`rate` of each of ``updates`` (``seconds`` each), measured in turns: the first
+    window of every one, then the second of every one, and so on. The speed of a virtual
+    machine drifts over tens of seconds; taken in turns, the updates meet the same drift, so
+    their ratios (two threads against one, Ω's cost) are those of the code, not of the
+    minute each was measured in."""
+    for update in updates:
+        for _ in range(warmup):
             update()
-            n += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= seconds / windows and n >= 3:
-                break
-        measured.append((n / elapsed, steal_fraction(steal_start, cpu_steal())))
-    return _best(measured)
+    measured: list[list[tuple[float, float | None]]] = [[] for _ in updates]
+    for tried in range(2 * windows):
+        if tried >= windows and all(any(_quiet(st) for _, st in m) for m in measured):
+            break
+        for update, m in zip(updates, measured, strict=True):
+            m.append(_window(update, seconds / windows))
+    return [_best(m) for m in measured]
+
+
+def _window(update: Callable[[], None], seconds: float) -> tuple[float, float | None]:
+    """(calls per second, steal fraction) of one window of at least ``seconds`` and 3 calls."""
+    n, start, steal_start = 0, time.perf_counter(), cpu_steal()
+    while True:
+        update()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and n >= 3:
+            break
+    return n / elapsed, steal_fraction(steal_start, cpu_steal())
 
 
 def _quiet(stolen: float | None) -> bool:
@@ -159,7 +177,20 @@ def engine_rate(
     chunk: int = 20,
     device: str = "cpu",
 ) -> float:
-    return chunk * rate(engine_update(cfg, threads, alpha, chunk, device), seconds, warmup=1)
+    return engine_rates(cfg, [(threads, alpha)], seconds, chunk, device)[0]
+
+
+def engine_rates(
+    cfg: BenchConfig,
+    settings: Sequence[tuple[int, float]],
+    seconds: float,
+    chunk: int = 20,
+    device: str = "cpu",
+) -> list[float]:
+    """Updates/s of the engine for each (threads, α) in ``settings``, measured in turns (see
+    :func:`rates`)."""
+    updates = [engine_update(cfg, threads, alpha, chunk, device) for threads, alpha in settings]
+    return [chunk * r for r in rates(updates, seconds, warmup=1)]
 
 
 class _ChunkMarks:
@@ -408,14 +439,15 @@ def _measure_config(
         )
 
     rows = []
-    base = engine_rate(cfg, threads, 0.0, seconds)
+    # SGD-C, SGD-CR and SGD-C on one thread in turns: the rows compared with each other.
+    settings = [(threads, 0.0), (threads, 2.0), *([(1, 0.0)] if threads > 1 else [])]
+    base, with_omega, *one = engine_rates(cfg, settings, seconds)
     used, needed = update_memory(cfg)
     memory = f"memory {used / 2**20:.1f} MiB = {used / needed:.2f}× the {needed / 2**20:.1f} needed"
     rows.append(row("rnnstab", threads, base, f"SGD-C; {memory}"))
-    if threads > 1:
-        one = engine_rate(cfg, 1, 0.0, seconds)
-        rows.append(row("rnnstab", 1, one, f"SGD-C; {threads} threads give {base / one:.2f}×"))
-    with_omega = engine_rate(cfg, threads, 2.0, seconds)
+    if one:
+        gain = f"SGD-C; {threads} threads give {base / one[0]:.2f}×"
+        rows.append(row("rnnstab", 1, one[0], gain))
     omega_cost = 100 * (base / with_omega - 1)
     rows.append(row("rnnstab", threads, with_omega, f"SGD-CR: Ω costs {omega_cost:+.1f}%"))
     e2e = train_rate(cfg, threads, seconds, base)
