@@ -201,11 +201,17 @@ class Task(ABC):
         What ``length`` means is task-specific (the paper's T): see each task's docstring.
         Raises UsageError when ``batch_size`` or ``length`` is out of range.
         """
+        return self._sample(*self._checked(batch_size, length, rng))
+
+    def _checked(
+        self, batch_size: int, length: int, rng: np.random.Generator
+    ) -> tuple[int, int, np.random.Generator]:
+        """The arguments of :meth:`sample` and :meth:`sample_stack`, validated."""
         batch_size = _check_int(batch_size, "batch size", 1)
         length = _check_int(length, f"sequence length for task {self.name!r}", self.min_length)
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        return self._sample(batch_size, length, rng)
+        return batch_size, length, rng
 
     @abstractmethod
     def _sample(self, batch_size: int, length: int, rng: np.random.Generator) -> Batch: ...
@@ -222,9 +228,7 @@ class Task(ABC):
         they follow the same definition; ``count == 1`` gives what :meth:`sample` gives.
         """
         count = _check_int(count, "batch count", 1)
-        batch_size = _check_int(batch_size, "batch size", 1)
-        length = _check_int(length, f"sequence length for task {self.name!r}", self.min_length)
-        return self._sample_stack(count, batch_size, length, rng)
+        return self._sample_stack(count, *self._checked(batch_size, length, rng))
 
     def _sample_stack(
         self, count: int, batch_size: int, length: int, rng: np.random.Generator

@@ -36,6 +36,27 @@ class Chunk:
     mask: npt.NDArray[np.floating]
     steps: npt.NDArray[np.int64]
 
+    @classmethod
+    def in_dtype(
+        cls,
+        index: int,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        mask: np.ndarray,
+        steps: np.ndarray,
+        dtype: np.dtype,
+    ) -> Chunk:
+        """A chunk of stacked arrays in the training dtype: inputs, mask and regression
+        targets (K, T, B, O) converted, class indices (K, T, B) kept as int64."""
+        regression = targets.ndim == 4
+        return cls(
+            index,
+            inputs.astype(dtype, copy=False),
+            targets.astype(dtype if regression else np.int64, copy=False),
+            mask.astype(dtype, copy=False),
+            steps.astype(np.int64, copy=False),
+        )
+
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
 
@@ -54,14 +75,13 @@ def pad_and_stack(batches: Sequence[Batch], dtype: np.dtype, index: int = 0) -> 
     t = max(b.n_steps for b in batches)
     if all(b.n_steps == t for b in batches):
         # No padding (a fixed length): stacking copies each batch once, with no zero fill.
-        return Chunk(
+        return Chunk.in_dtype(
             index,
-            np.stack([b.inputs for b in batches]).astype(dtype, copy=False),
-            np.stack([b.targets for b in batches]).astype(
-                dtype if batches[0].targets.ndim == 3 else np.int64, copy=False
-            ),
-            np.stack([b.mask for b in batches]).astype(dtype, copy=False),
-            np.full(k, t, dtype=np.int64),
+            np.stack([b.inputs for b in batches]),
+            np.stack([b.targets for b in batches]),
+            np.stack([b.mask for b in batches]),
+            np.full(k, t),
+            dtype,
         )
     first = batches[0]
     bsz, n_in = first.inputs.shape[1:]
@@ -98,13 +118,8 @@ def make_chunk(
     if length.fixed:
         stack = task.sample_stack(size, batch, length.lo, rng)
         if stack is not None:
-            regression = stack.targets.ndim == 4
-            return Chunk(
-                index,
-                stack.inputs.astype(dtype, copy=False),
-                stack.targets.astype(dtype, copy=False) if regression else stack.targets,
-                stack.mask.astype(dtype, copy=False),
-                stack.steps.astype(np.int64, copy=False),
+            return Chunk.in_dtype(
+                index, stack.inputs, stack.targets, stack.mask, stack.steps, dtype
             )
         lengths = np.full(size, length.lo)
     else:

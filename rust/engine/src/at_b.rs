@@ -77,6 +77,12 @@ mod avx512 {
         ($t:ty, $vec:ty, $mask:ty, $lanes:expr,
          $zero:ident, $set1:ident, $loadu:ident, $maskz_loadu:ident, $fmadd:ident,
          $mask_storeu:ident) => {
+            thread_local! {
+                /// Each thread's panels for [`all_packed`].
+                static PANELS: std::cell::RefCell<Vec<$t>> =
+                    const { std::cell::RefCell::new(Vec::new()) };
+            }
+
             /// One `R × V·L` tile at (row `ia` of Aᵀ, column `jb` of B); `mask` selects the
             /// columns of the tile's last vector that exist.
             #[inline]
@@ -211,9 +217,37 @@ mod avx512 {
                 m: usize,
             ) {
                 const TW: usize = 2 * $lanes; // a tile's width
+                let panels = n.div_ceil(TW);
+                // The panels live in this thread's buffer, kept from call to call (every
+                // update makes the same products). Stale values in it are never read: each
+                // chunk writes the entries its tiles load, and masks skip the rest.
+                PANELS.with_borrow_mut(|buf| {
+                    let (bn, an) = (KC_PACKED * panels * TW, KC_PACKED * m);
+                    if buf.len() < bn + an {
+                        buf.resize(bn + an, 0.0);
+                    }
+                    let (bp, ap) = buf.split_at_mut(bn);
+                    packed_chunks(k, a, lda, b, ldb, n, out, m, bp, &mut ap[..an]);
+                });
+            }
+
+            /// The chunks of [`all_packed`], with its panel buffers.
+            #[target_feature(enable = "avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn packed_chunks(
+                k: usize,
+                a: *const $t,
+                lda: usize,
+                b: *const $t,
+                ldb: usize,
+                n: usize,
+                out: *mut $t,
+                m: usize,
+                bp: &mut [$t],
+                ap: &mut [$t],
+            ) {
+                const TW: usize = 2 * $lanes;
                 let (panels, blocks) = (n.div_ceil(TW), m.div_ceil(8));
-                let mut bp: Vec<$t> = vec![0.0; KC_PACKED * panels * TW];
-                let mut ap: Vec<$t> = vec![0.0; KC_PACKED * m];
                 let mut r0 = 0;
                 while r0 < k {
                     let kn = KC_PACKED.min(k - r0);
