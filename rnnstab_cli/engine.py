@@ -30,6 +30,9 @@ CLIP_MODES = ("none", "norm", "value")
 NONFINITE_POLICIES = ("skip", "shrink", "error")
 PARAM_NAMES = ("W_rec", "W_in", "b", "W_out", "b_out", "x0")
 
+#: The most engine threads a trainer or a call may use (the engine refuses more).
+MAX_THREADS: int = int(getattr(_engine, "MAX_THREADS", 256))
+
 #: Non-zero incoming recurrent weights per unit in the authors' sparse initialisation.
 SPARSE_CONNECTIONS = 15
 #: Spectral radius the sparse initialisation is rescaled to (the authors' code).
@@ -69,6 +72,28 @@ def _dtype(dtype: str | np.dtype | type) -> np.dtype:
     if dt not in (np.float32, np.float64):
         raise UsageError(f"dtype must be float32 or float64, got {dt}")
     return dt
+
+
+def check_threads(threads: object, name: str = "threads") -> int | None:
+    """``threads`` as the engine takes it: None (one per core) or an integer in
+    1..MAX_THREADS. The one check behind the API, the configs and the CLI."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int | np.integer):
+        raise UsageError(f"{name} must be an integer or None, got {threads!r}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise UsageError(f"{name} must be between 1 and {MAX_THREADS}, got {threads}")
+    return int(threads)
+
+
+def check_omega_alpha(alpha: object) -> float:
+    """Ω's weight α: a finite number ≥ 0 (the engine checks it too; this names it for the API)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.floating | np.integer):
+        raise UsageError(f"omega_alpha must be a number, got {alpha!r}")
+    a = float(alpha)
+    if not np.isfinite(a) or a < 0:
+        raise UsageError(f"omega_alpha must be finite and ≥ 0, got {a}")
+    return a
 
 
 def has_gpu_backend() -> bool:
@@ -167,6 +192,18 @@ def _params_dict(params: Mapping[str, np.ndarray]) -> Params:
     return dict(params)
 
 
+def _check_like(new: Params, current: Params, what: str) -> None:
+    """Each array of ``new`` shaped like the trainer's own, naming the first that is not: the
+    engine alone would infer H from W_rec and blame whichever array disagreed with it."""
+    for name, arr in new.items():
+        cur = current.get(name)
+        shape = getattr(arr, "shape", None)
+        if cur is not None and shape is not None and tuple(shape) != cur.shape:
+            raise UsageError(
+                f"{what}[{name!r}] has shape {tuple(shape)}, the trainer's is {cur.shape}"
+            )
+
+
 def loss_and_grads(
     params: Mapping[str, np.ndarray],
     inputs: np.ndarray,
@@ -193,11 +230,11 @@ def loss_and_grads(
         mask,
         activation,
         loss,
-        float(omega_alpha),
+        check_omega_alpha(omega_alpha),
         omega_form,
         time_reduction,
         x0,
-        threads,
+        check_threads(threads),
     )
     return LossAndGrads(loss_v, omega, grads)
 
@@ -231,11 +268,11 @@ def loss_grads_and_state(
         mask,
         s["activation"],
         s["loss"],
-        float(s["omega_alpha"]),
+        check_omega_alpha(s["omega_alpha"]),
         s["omega_form"],
         s["time_reduction"],
         x0,
-        s["threads"],
+        check_threads(s["threads"]),
         True,
     )
     return LossAndGrads(loss_v, omega, grads), final
@@ -251,7 +288,7 @@ def forward(
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Outputs y_t ``(T, B, O)`` (logits or raw values) for evaluation; with ``return_state``
     also x_T ``(B, H)``."""
-    y, final = _engine.forward(_params_dict(params), inputs, activation, x0, threads)
+    y, final = _engine.forward(_params_dict(params), inputs, activation, x0, check_threads(threads))
     return (y, final) if return_state else y
 
 
@@ -303,14 +340,14 @@ class Trainer:
             float(lr),
             clip,
             float(clip_threshold),
-            float(omega_alpha),
+            check_omega_alpha(omega_alpha),
             omega_form,
             time_reduction,
             float(momentum),
             float(rho),
             float(eps),
             nonfinite,
-            threads,
+            check_threads(threads),
             carry_state,
             train_biases,
             device,
@@ -340,7 +377,9 @@ class Trainer:
 
     @params.setter
     def params(self, params: Mapping[str, np.ndarray]) -> None:
-        self._native.set_params(_params_dict(params))
+        new = _params_dict(params)
+        _check_like(new, self._native.params, "params")
+        self._native.set_params(new)
 
     @property
     def grads(self) -> Params:
@@ -361,7 +400,7 @@ class Trainer:
 
     @omega_alpha.setter
     def omega_alpha(self, value: float) -> None:
-        self._native.omega_alpha = float(value)
+        self._native.omega_alpha = check_omega_alpha(value)
 
     @property
     def threads(self) -> int:
@@ -380,7 +419,11 @@ class Trainer:
         return self._native.optimizer_state()
 
     def set_optimizer_state(self, state: Mapping[str, np.ndarray]) -> None:
-        self._native.set_optimizer_state(_params_dict(state))
+        new = _params_dict(state)
+        current = self._native.optimizer_state()
+        if current is not None:
+            _check_like(new, current, "optimizer state")
+        self._native.set_optimizer_state(new)
 
     def final_state(self) -> np.ndarray:
         """x_T ``(B, H)`` of the last step."""

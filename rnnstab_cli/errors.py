@@ -12,8 +12,9 @@ class RnnstabError(Exception):
     exit_code: int = 1
 
 
-class UsageError(RnnstabError):
-    """Bad options, unknown names, values out of range."""
+class UsageError(RnnstabError, ValueError):
+    """Bad options, unknown names, values out of range. A ValueError too, so that code calling
+    the Python API can catch bad arguments the way it catches numpy's."""
 
     exit_code = 2
 

@@ -42,8 +42,10 @@ from typing import Any, Final
 import numpy as np
 
 from rnnstab_cli.errors import UsageError
+from rnnstab_cli.resources import batches_bytes, bptt_bytes, forward_bytes, model_bytes, require
 from rnnstab_cli.taskgen import TASK_NAMES, TEST_SEQUENCES, Task, make_task
 from rnnstab_cli.toml_files import read_toml
+from rnnstab_cli.training.evaluate import EVAL_BATCH
 from rnnstab_cli.training.model_settings import DTYPES, METHODS, ModelSettings
 from rnnstab_cli.training.value_checks import choice, int_at_least, positive_int
 
@@ -244,6 +246,29 @@ class TrainConfig(ModelSettings):
 
     def make_task(self) -> Task:
         return make_task(self.task, **self.task_options)
+
+    def memory_needed(self) -> int:
+        """Bytes of the large buffers a run of this config holds at once: the model, the
+        BPTT buffers of one batch, a chunk of sampled batches and an evaluation batch."""
+        task = self.make_task()
+        item = np.dtype(self.dtype).itemsize
+        steps = (11 * self.length.hi) // 10 + 20  # the slack of default_chunk
+        i, o, h = task.n_in, task.n_out, self.hidden
+        eval_batch = min(EVAL_BATCH, max(self.eval_sequences, self.screen_sequences))
+        return (
+            model_bytes(h, i, o, item)
+            + bptt_bytes(steps, self.batch, h, i, o, item)
+            + batches_bytes(steps, self.batch, i, o, item, self.chunk or 1)
+            + forward_bytes(steps, eval_batch, h, i, o, item)
+        )
+
+    def check_memory(self, what: str = "this run") -> None:
+        """UsageError at once when the run cannot fit in memory (:mod:`rnnstab_cli.resources`)."""
+        require(
+            self.memory_needed(),
+            f"{what} (len {self.length}, batch {self.batch}, hidden {self.hidden}, {self.dtype})",
+            "lower --len, --batch or --hidden",
+        )
 
     @property
     def eval_length(self) -> int:

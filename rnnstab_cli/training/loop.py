@@ -197,6 +197,7 @@ def run_training(
     KeyboardInterrupt) on Ctrl-C, after saving the checkpoint.
     """
     task = config.make_task()
+    config.check_memory()
     out = Path(out_dir) if out_dir is not None else None
     metrics: list[dict[str, object]] = []
     if resume:

@@ -12,7 +12,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Final, Self
 
-from rnnstab_cli.engine import ACTIVATIONS, CLIP_MODES, INITS, NONFINITE_POLICIES, OPTIMIZERS
+from rnnstab_cli.engine import (
+    ACTIVATIONS,
+    CLIP_MODES,
+    INITS,
+    NONFINITE_POLICIES,
+    OPTIMIZERS,
+    check_threads,
+)
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.training.value_checks import choice, finite_at_least, int_at_least, positive_int
 
@@ -60,8 +67,7 @@ class ModelSettings:
         for name in ("hidden", "batch"):
             positive_int(name, getattr(self, name))
         int_at_least("seed", self.seed, 0)
-        if self.threads is not None:
-            positive_int("threads", self.threads)
+        check_threads(self.threads)
         finite_at_least("lr", self.lr, 0.0, strict=True)
         finite_at_least("init_scale", self.init_scale, 0.0)
         finite_at_least("alpha", self.alpha, 0.0)

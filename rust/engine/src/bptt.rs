@@ -110,6 +110,29 @@ pub struct Workspace<T> {
     slots: usize,
 }
 
+/// The product of buffer dimensions, or [`EngineError::OutOfMemory`] when it overflows.
+fn product(dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |n, d| n.checked_mul(*d))
+        .ok_or(EngineError::OutOfMemory {
+            what: "the BPTT work buffers",
+            bytes: dims.iter().map(|d| *d as u128).product(),
+        })
+}
+
+/// `v.resize(n, fill)` that reports a failed allocation instead of aborting.
+fn try_resize<V: Clone>(v: &mut Vec<V>, n: usize, fill: V) -> Result<()> {
+    if n > v.len() {
+        v.try_reserve_exact(n - v.len())
+            .map_err(|_| EngineError::OutOfMemory {
+                what: "the BPTT work buffers",
+                bytes: n as u128 * std::mem::size_of::<V>() as u128,
+            })?;
+    }
+    v.resize(n, fill);
+    Ok(())
+}
+
 impl<T: Float> Default for Workspace<T> {
     fn default() -> Self {
         Self::new()
@@ -139,22 +162,25 @@ impl<T: Float> Workspace<T> {
         }
     }
 
-    fn prepare(&mut self, batch: usize, slots: usize, h: usize, i: usize, o: usize) {
-        let rows = batch * slots;
-        self.hs.resize(rows * h, T::ZERO);
-        self.gs.resize(rows * h, T::ZERO);
-        self.dy.resize(rows * o, T::ZERO);
-        self.us.resize(rows * (i + 1), T::ZERO);
-        self.v0.resize(batch * h, T::ZERO);
-        self.x_final.resize(batch * h, T::ZERO);
-        self.row_loss.resize(batch, 0.0);
-        self.row_scale.resize(batch, 0.0);
-        self.omega_c.resize(rows, 0.0);
-        self.row_omega.resize(batch, 0.0);
-        self.omega_valid.resize(rows, false);
-        self.w_out_part.resize(o * h, T::ZERO);
+    /// Sizes the buffers for a batch; an allocation that fails (T, B and H come from the
+    /// caller) is an [`EngineError::OutOfMemory`], not an abort.
+    fn prepare(&mut self, batch: usize, slots: usize, h: usize, i: usize, o: usize) -> Result<()> {
+        let rows = product(&[batch, slots])?;
+        try_resize(&mut self.hs, product(&[rows, h])?, T::ZERO)?;
+        try_resize(&mut self.gs, product(&[rows, h])?, T::ZERO)?;
+        try_resize(&mut self.dy, product(&[rows, o])?, T::ZERO)?;
+        try_resize(&mut self.us, product(&[rows, i + 1])?, T::ZERO)?;
+        try_resize(&mut self.v0, product(&[batch, h])?, T::ZERO)?;
+        try_resize(&mut self.x_final, product(&[batch, h])?, T::ZERO)?;
+        try_resize(&mut self.row_loss, batch, 0.0)?;
+        try_resize(&mut self.row_scale, batch, 0.0)?;
+        try_resize(&mut self.omega_c, rows, 0.0)?;
+        try_resize(&mut self.row_omega, batch, 0.0)?;
+        try_resize(&mut self.omega_valid, rows, false)?;
+        try_resize(&mut self.w_out_part, product(&[o, h])?, T::ZERO)?;
         self.batch = batch;
         self.slots = slots;
+        Ok(())
     }
 
     /// x_T per example `(B, H)` after the last call (the pre-activation state).
@@ -647,7 +673,7 @@ pub fn loss_and_grads<T: Float>(
     };
     let s = steps + 1;
     let nb = batch.batch;
-    ws.prepare(nb, s, h, i, o);
+    ws.prepare(nb, s, h, i, o)?;
     for (b, scale) in ws.row_scale.iter_mut().enumerate() {
         let scored: f64 = (0..batch.steps).map(|t| batch.mask_at(t, b).to_f64()).sum();
         let per_seq = match settings.model.time_reduction {
@@ -733,7 +759,7 @@ pub fn loss_and_grads<T: Float>(
     let beta = (alpha != 0.0 && n_pairs > 0).then(|| alpha / n_pairs as f64);
     let groups = block_counts(nb, gradient_groups(nb, s, h));
     let mut parts = std::mem::take(&mut ws.parts);
-    parts.prepare(groups.len(), &dims, dense_out);
+    parts.prepare(groups.len(), &dims, dense_out)?;
     {
         let blocks = make_blocks(ws, &groups, h, i, o);
         let jobs: Vec<_> = blocks.into_iter().zip(parts.split(grads, &dims)).collect();
@@ -796,12 +822,16 @@ impl<T> Default for GradParts<T> {
 }
 
 impl<T: Float> GradParts<T> {
-    fn prepare(&mut self, groups: usize, dims: &Dims, dense_out: bool) {
+    fn prepare(&mut self, groups: usize, dims: &Dims, dense_out: bool) -> Result<()> {
         let (h, i, o) = (dims.n_hidden, dims.n_in, dims.n_out);
-        self.w_rec.resize((groups - 1) * h * h, T::ZERO);
-        self.w_in_b.resize(groups * (i + 1) * h, T::ZERO);
-        self.w_out
-            .resize(if dense_out { (groups - 1) * o * h } else { 0 }, T::ZERO);
+        try_resize(&mut self.w_rec, product(&[groups - 1, h, h])?, T::ZERO)?;
+        try_resize(&mut self.w_in_b, product(&[groups, i + 1, h])?, T::ZERO)?;
+        let out = if dense_out {
+            product(&[groups - 1, o, h])?
+        } else {
+            0
+        };
+        try_resize(&mut self.w_out, out, T::ZERO)
     }
 
     fn split<'a>(&'a mut self, grads: &'a mut Params<T>, dims: &Dims) -> Vec<GradPart<'a, T>> {

@@ -26,6 +26,13 @@ pub enum EngineError {
     /// The gradient (or the loss) was NaN or infinite and the policy says to stop.
     #[error("non-finite gradient (norm {norm}, loss {loss}); lower the learning rate or enable clipping")]
     NonFiniteGradient { norm: f64, loss: f64 },
+    /// The gradient was finite but the update would have made a weight (or the optimiser's
+    /// state) NaN or infinite, and the policy says to stop.
+    #[error("the update would make the weights non-finite (gradient norm {norm}, learning rate {lr}); lower the learning rate or enable clipping")]
+    NonFiniteUpdate { norm: f64, lr: f64 },
+    /// A buffer whose size comes from the caller (T, B, H) could not be allocated.
+    #[error("cannot allocate {what}: {bytes} bytes needed; use a shorter length, a smaller batch or fewer hidden units")]
+    OutOfMemory { what: &'static str, bytes: u128 },
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -30,4 +30,7 @@ pub use float::Float;
 pub use loss::{Loss, TimeReduction};
 pub use model::{Batch, Dims, InitialState, Params, Targets, PARAM_NAMES};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind};
-pub use trainer::{make_pool, Clip, NonFinitePolicy, StepStats, Trainer, TrainerConfig};
+pub use trainer::{
+    check_alpha, make_pool, shrink_factor, Clip, NonFinitePolicy, StepStats, Trainer,
+    TrainerConfig, MAX_THREADS, SHRINK_FLOOR,
+};

@@ -95,51 +95,97 @@ impl<T: Float> Optimizer<T> {
         Ok(Optimizer { config, state })
     }
 
-    /// θ ← θ − update(g).
-    pub fn apply(&mut self, params: &mut Params<T>, grads: &Params<T>) {
-        let c = self.config;
-        let lr = T::from_f64(c.lr);
-        let mu = T::from_f64(c.momentum);
-        let rho = T::from_f64(c.rho);
-        let eps = T::from_f64(c.eps);
-        let one = T::ONE;
-        let ps = params.tensors_mut();
+    /// θ ← θ − update(g), unless some parameter or state entry would become NaN or infinite:
+    /// then nothing changes and this returns false. A finite gradient times a large learning
+    /// rate can overflow (f32 reaches ±inf at 3.4e38), so the candidate values are checked in
+    /// a first pass and written in a second; both passes are O(parameters), small beside
+    /// BPTT's O(T·B·H²).
+    pub fn apply(&mut self, params: &mut Params<T>, grads: &Params<T>) -> bool {
+        let k = Coefs::new(&self.config);
+        let kind = self.config.kind;
         let gs = grads.tensors();
-        match (&mut self.state, c.kind) {
-            (None, _) | (Some(_), OptimizerKind::Sgd) => {
-                for (p, g) in ps.into_iter().zip(gs) {
+        let finite = match &self.state {
+            None => params.tensors().into_iter().zip(gs.iter()).all(|(p, g)| {
+                p.iter()
+                    .zip(g.iter())
+                    .all(|(w, d)| k.next(OptimizerKind::Sgd, *w, *d, T::ZERO).0.is_finite())
+            }),
+            Some(st) => params
+                .tensors()
+                .into_iter()
+                .zip(gs.iter())
+                .zip(st.tensors())
+                .all(|((p, g), s)| {
+                    p.iter().zip(g.iter()).zip(s).all(|((w, d), v)| {
+                        let (w, v) = k.next(kind, *w, *d, *v);
+                        w.is_finite() && v.is_finite()
+                    })
+                }),
+        };
+        if !finite {
+            return false;
+        }
+        match &mut self.state {
+            None => {
+                for (p, g) in params.tensors_mut().into_iter().zip(gs) {
                     for (w, d) in p.iter_mut().zip(g) {
-                        *w -= lr * *d;
+                        *w = k.next(OptimizerKind::Sgd, *w, *d, T::ZERO).0;
                     }
                 }
             }
-            (Some(st), kind) => {
+            Some(st) => {
+                let ps = params.tensors_mut();
                 for ((p, g), s) in ps.into_iter().zip(gs).zip(st.tensors_mut()) {
                     for ((w, d), v) in p.iter_mut().zip(g).zip(s.iter_mut()) {
-                        let d = *d;
-                        match kind {
-                            OptimizerKind::Momentum => {
-                                *v = mu * *v - lr * d;
-                                *w += *v;
-                            }
-                            OptimizerKind::Nesterov => {
-                                // Sutskever et al. (2013): θ += −μ·v_old + (1 + μ)·v_new.
-                                let old = *v;
-                                *v = mu * old - lr * d;
-                                *w += -(mu * old) + (one + mu) * *v;
-                            }
-                            OptimizerKind::RmsProp => {
-                                *v = rho * *v + (one - rho) * d * d;
-                                *w -= lr * d / (v.sqrt() + eps);
-                            }
-                            OptimizerKind::Adagrad => {
-                                *v += d * d;
-                                *w -= lr * d / (v.sqrt() + eps);
-                            }
-                            OptimizerKind::Sgd => *w -= lr * d,
-                        }
+                        (*w, *v) = k.next(kind, *w, *d, *v);
                     }
                 }
+            }
+        }
+        true
+    }
+}
+
+/// The optimiser's constants in the parameters' precision.
+struct Coefs<T> {
+    lr: T,
+    mu: T,
+    rho: T,
+    eps: T,
+}
+
+impl<T: Float> Coefs<T> {
+    fn new(c: &OptimizerConfig) -> Self {
+        Coefs {
+            lr: T::from_f64(c.lr),
+            mu: T::from_f64(c.momentum),
+            rho: T::from_f64(c.rho),
+            eps: T::from_f64(c.eps),
+        }
+    }
+
+    /// One entry's new (θ, state) from its gradient `d` and its old state `v`.
+    #[inline(always)]
+    fn next(&self, kind: OptimizerKind, w: T, d: T, v: T) -> (T, T) {
+        let one = T::ONE;
+        match kind {
+            OptimizerKind::Sgd => (w - self.lr * d, v),
+            OptimizerKind::Momentum => {
+                let v = self.mu * v - self.lr * d;
+                (w + v, v)
+            }
+            OptimizerKind::Nesterov => {
+                // Sutskever et al. (2013): θ += −μ·v_old + (1 + μ)·v_new.
+                let new = self.mu * v - self.lr * d;
+                (w + (-(self.mu * v) + (one + self.mu) * new), new)
+            }
+            OptimizerKind::RmsProp => {
+                let v = self.rho * v + (one - self.rho) * d * d;
+                (w - self.lr * d / (v.sqrt() + self.eps), v)
+            }
+            OptimizerKind::Adagrad => {
+                let v = v + d * d;
+                (w - self.lr * d / (v.sqrt() + self.eps), v)
             }
         }
     }
@@ -216,5 +262,40 @@ mod tests {
         cfg.lr = 0.1;
         cfg.momentum = 1.5;
         assert!(Optimizer::new(cfg, &p).is_err());
+    }
+
+    #[test]
+    fn an_update_that_would_overflow_changes_nothing() {
+        for kind in [
+            OptimizerKind::Sgd,
+            OptimizerKind::Momentum,
+            OptimizerKind::Nesterov,
+            OptimizerKind::RmsProp,
+            OptimizerKind::Adagrad,
+        ] {
+            let dims = Dims {
+                n_in: 1,
+                n_hidden: 2,
+                n_out: 1,
+            };
+            let mut p: Params<f32> = Params::zeros(dims, false);
+            p.w_rec.copy_from_slice(&[1.0, -2.0, 3.0, 0.5]);
+            let mut g = p.zeros_like();
+            g.w_rec.copy_from_slice(&[1e30, 1.0, 1.0, 1.0]);
+            let cfg = OptimizerConfig {
+                kind,
+                lr: 1e30,
+                momentum: 0.9,
+                rho: 0.9,
+                eps: 1e-8,
+            };
+            let mut o = Optimizer::new(cfg, &p).unwrap();
+            let before = p.clone();
+            assert!(!o.apply(&mut p, &g), "{kind:?}");
+            assert_eq!(p.w_rec, before.w_rec, "{kind:?}");
+            if let Some(st) = &o.state {
+                assert!(st.w_rec.iter().all(|v| *v == 0.0), "{kind:?}");
+            }
+        }
     }
 }

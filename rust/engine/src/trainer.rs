@@ -28,10 +28,22 @@ pub enum NonFinitePolicy {
     /// Leave the parameters as they are and go on.
     Skip,
     /// The authors' code: W_rec ← W_rec − lr·0.02·W_rec, the other parameters untouched, to
-    /// pull the dynamics back from the exploding regime.
+    /// pull the dynamics back from the exploding regime. The factor is bounded as
+    /// [`shrink_factor`] says, so the shrink never grows, negates or zeroes W_rec.
     Shrink,
     /// Stop with [`EngineError::NonFiniteGradient`].
     Error,
+}
+
+/// The smallest factor the shrink applies: W_rec at most halves per skipped update.
+pub const SHRINK_FLOOR: f64 = 0.5;
+
+/// The factor the "shrink" policy multiplies W_rec by: the authors' 1 − 0.02·lr while that is
+/// at least [`SHRINK_FLOOR`] (lr ≤ 25, which covers every learning rate the paper uses), and
+/// [`SHRINK_FLOOR`] above. Unbounded, the rule is negative for lr > 50 and larger than 1 in
+/// size for lr > 100, so repeated shrinks would flip the sign of W_rec and grow it to ±inf.
+pub fn shrink_factor(lr: f64) -> f64 {
+    (1.0 - 0.02 * lr).clamp(SHRINK_FLOOR, 1.0)
 }
 
 impl NonFinitePolicy {
@@ -111,10 +123,30 @@ pub struct Trainer<T: Float> {
     state: Vec<T>,
 }
 
+/// Ω's weight α (eq. 9) must be finite and ≥ 0: a negative α would reward the vanishing
+/// gradients Ω is there to prevent.
+pub fn check_alpha(alpha: f64) -> Result<()> {
+    if alpha.is_finite() && alpha >= 0.0 {
+        Ok(())
+    } else {
+        Err(EngineError::invalid(format!(
+            "omega_alpha must be finite and ≥ 0, got {alpha}"
+        )))
+    }
+}
+
+/// The most worker threads a pool may have: far beyond any core count this runs on, and low
+/// enough that a typo (1000) is refused instead of slowing every update down.
+pub const MAX_THREADS: usize = 256;
+
 /// A thread pool of `threads` workers (`None`: one per core).
 pub fn make_pool(threads: Option<usize>) -> Result<ThreadPool> {
     let n = match threads {
-        Some(0) => return Err(EngineError::invalid("threads must be ≥ 1")),
+        Some(n) if n == 0 || n > MAX_THREADS => {
+            return Err(EngineError::invalid(format!(
+                "threads must be between 1 and {MAX_THREADS}, got {n}"
+            )))
+        }
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
@@ -128,9 +160,7 @@ pub fn make_pool(threads: Option<usize>) -> Result<ThreadPool> {
 impl<T: Float> Trainer<T> {
     pub fn new(params: Params<T>, config: TrainerConfig, threads: Option<usize>) -> Result<Self> {
         let optimizer = Optimizer::new(config.optimizer, &params)?;
-        if !config.settings.omega.alpha.is_finite() {
-            return Err(EngineError::invalid("omega_alpha must be finite"));
-        }
+        check_alpha(config.settings.omega.alpha)?;
         if config.carry_state && params.has_x0() {
             return Err(EngineError::invalid(
                 "a learned initial state (x0) and a carried state exclude each other",
@@ -184,20 +214,13 @@ impl<T: Float> Trainer<T> {
             omega_pairs: out.omega_pairs,
         };
         if !norm.is_finite() || !out.loss.is_finite() {
-            stats.skipped = true;
-            match self.config.nonfinite {
-                NonFinitePolicy::Skip => {}
-                NonFinitePolicy::Shrink => {
-                    let f = T::from_f64(1.0 - self.config.optimizer.lr * 0.02);
-                    self.params.w_rec.iter_mut().for_each(|w| *w *= f);
-                }
-                NonFinitePolicy::Error => {
-                    return Err(EngineError::NonFiniteGradient {
-                        norm,
-                        loss: out.loss,
-                    })
-                }
-            }
+            self.not_applied(
+                &mut stats,
+                EngineError::NonFiniteGradient {
+                    norm,
+                    loss: out.loss,
+                },
+            )?;
             return Ok(stats);
         }
         stats.clipped = match self.config.clip {
@@ -205,8 +228,32 @@ impl<T: Float> Trainer<T> {
             Clip::Norm(t) => clip_by_norm(&mut self.grads, t).1,
             Clip::Value(t) => clip_by_value(&mut self.grads, t) > 0,
         };
-        self.optimizer.apply(&mut self.params, &self.grads);
+        if !self.optimizer.apply(&mut self.params, &self.grads) {
+            // A finite gradient whose update overflows (a huge learning rate without clipping)
+            // is treated as a non-finite gradient: the weights never see it.
+            self.not_applied(
+                &mut stats,
+                EngineError::NonFiniteUpdate {
+                    norm,
+                    lr: self.config.optimizer.lr,
+                },
+            )?;
+        }
         Ok(stats)
+    }
+
+    /// What the non-finite policy does with an update that could not be applied.
+    fn not_applied(&mut self, stats: &mut StepStats, error: EngineError) -> Result<()> {
+        stats.skipped = true;
+        match self.config.nonfinite {
+            NonFinitePolicy::Skip => Ok(()),
+            NonFinitePolicy::Shrink => {
+                let f = T::from_f64(shrink_factor(self.config.optimizer.lr));
+                self.params.w_rec.iter_mut().for_each(|w| *w *= f);
+                Ok(())
+            }
+            NonFinitePolicy::Error => Err(error),
+        }
     }
 
     pub fn params(&self) -> &Params<T> {
@@ -243,9 +290,7 @@ impl<T: Float> Trainer<T> {
     }
 
     pub fn set_omega_alpha(&mut self, alpha: f64) -> Result<()> {
-        if !alpha.is_finite() {
-            return Err(EngineError::invalid("omega_alpha must be finite"));
-        }
+        check_alpha(alpha)?;
         self.config.settings.omega.alpha = alpha;
         Ok(())
     }
@@ -288,5 +333,20 @@ impl<T: Float> Trainer<T> {
 
     pub fn pool(&self) -> &ThreadPool {
         &self.pool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shrink_never_grows_negates_or_zeroes_w_rec() {
+        assert_eq!(shrink_factor(0.0), 1.0);
+        assert!((shrink_factor(0.1) - 0.998).abs() < 1e-15); // the authors' rule
+        assert!((shrink_factor(25.0) - 0.5).abs() < 1e-15);
+        for lr in [50.0, 60.0, 100.0, 150.0, 1e9, f64::MAX] {
+            assert_eq!(shrink_factor(lr), SHRINK_FLOOR, "lr {lr}");
+        }
     }
 }

@@ -223,9 +223,7 @@ impl GpuTrainer {
             ));
         }
         config.optimizer.validate()?;
-        if !config.settings.omega.alpha.is_finite() {
-            return Err(EngineError::invalid("omega_alpha must be finite").into());
-        }
+        rnnstab_engine::check_alpha(config.settings.omega.alpha)?;
         let dims = params.dims;
         let wide = dims.n_hidden.max(dims.n_out) > MAX_PERSISTENT_WIDTH;
         let mode = match mode {
@@ -361,9 +359,7 @@ impl GpuTrainer {
     }
 
     pub fn set_omega_alpha(&mut self, alpha: f64) -> Result<()> {
-        if !alpha.is_finite() {
-            return Err(EngineError::invalid("omega_alpha must be finite").into());
-        }
+        rnnstab_engine::check_alpha(alpha)?;
         self.config.settings.omega.alpha = alpha;
         Ok(())
     }
@@ -381,11 +377,19 @@ impl GpuTrainer {
             omega_pairs: s[STAT_PAIRS] as usize,
         };
         if nonfinite && self.config.nonfinite == NonFinitePolicy::Error {
-            return Err(EngineError::NonFiniteGradient {
-                norm: stats.grad_norm,
-                loss: stats.loss,
-            }
-            .into());
+            // grad_norm writes 2 when the gradient was finite but the update overflowed.
+            let err = if s[STAT_NONFINITE] == 2.0 {
+                EngineError::NonFiniteUpdate {
+                    norm: stats.grad_norm,
+                    lr: self.config.optimizer.lr,
+                }
+            } else {
+                EngineError::NonFiniteGradient {
+                    norm: stats.grad_norm,
+                    loss: stats.loss,
+                }
+            };
+            return Err(err.into());
         }
         Ok(stats)
     }
@@ -525,7 +529,7 @@ impl GpuTrainer {
             momentum: opt.momentum as f32,
             rho: opt.rho as f32,
             eps: opt.eps as f32,
-            shrink: (1.0 - opt.lr * 0.02) as f32,
+            shrink: rnnstab_engine::shrink_factor(opt.lr) as f32,
             freeze_biases: u32::from(c.freeze_biases),
         }
     }

@@ -9,7 +9,7 @@ use numpy::{
     Element, IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
     PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyFloatingPointError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyFloatingPointError, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rayon::ThreadPool;
@@ -20,7 +20,10 @@ use rnnstab_engine::{EngineError, Float};
 /// non-finite gradient under the `error` policy is `FloatingPointError`.
 pub fn engine_err(e: EngineError) -> PyErr {
     match e {
-        EngineError::NonFiniteGradient { .. } => PyFloatingPointError::new_err(e.to_string()),
+        EngineError::NonFiniteGradient { .. } | EngineError::NonFiniteUpdate { .. } => {
+            PyFloatingPointError::new_err(e.to_string())
+        }
+        EngineError::OutOfMemory { .. } => PyMemoryError::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
 }
@@ -105,6 +108,25 @@ pub fn slice<'a, T: HasDtype>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &str) -> P
         return Err(err());
     }
     a.as_slice().map_err(|_| err())
+}
+
+/// A zeroed buffer of the given shape, or a `MemoryError` (sizes come from the caller's
+/// arrays, so a failed allocation is their mistake, not an abort).
+pub fn zeros<T: Float>(shape: &[usize], what: &str) -> PyResult<Vec<T>> {
+    let err = |bytes: u128| {
+        PyMemoryError::new_err(format!(
+            "cannot allocate {what} {shape:?}: {bytes} bytes needed; use fewer or shorter sequences"
+        ))
+    };
+    let n = shape
+        .iter()
+        .try_fold(1usize, |n, d| n.checked_mul(*d))
+        .ok_or_else(|| err(shape.iter().map(|d| *d as u128).product()))?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| err(n as u128 * std::mem::size_of::<T>() as u128))?;
+    v.resize(n, T::ZERO);
+    Ok(v)
 }
 
 pub fn new_array<'py, T: Element>(
@@ -204,11 +226,7 @@ pub fn settings_from(
     time_reduction: &str,
     full_length: bool,
 ) -> PyResult<eng::Settings> {
-    if !omega_alpha.is_finite() {
-        return Err(PyValueError::new_err(format!(
-            "omega_alpha must be finite, got {omega_alpha}"
-        )));
-    }
+    eng::check_alpha(omega_alpha).map_err(engine_err)?;
     Ok(eng::Settings {
         model: eng::ModelConfig {
             activation: eng::Activation::parse(activation).map_err(engine_err)?,

@@ -149,8 +149,8 @@ fn fwd<'py, T: Float + HasDtype>(
         None => InitialState::Zero,
     };
     let pool = pool_for(threads)?;
-    let mut out = vec![T::ZERO; t * b * o];
-    let mut fin = vec![T::ZERO; b * h];
+    let mut out = convert::zeros::<T>(&[t, b, o], "the outputs")?;
+    let mut fin = convert::zeros::<T>(&[b, h], "the final states")?;
     py.detach(|| eng::forward(&pool, &p, xs, t, b, x0s, act, &mut out, &mut fin))
         .map_err(engine_err)?;
     Ok((
@@ -217,6 +217,8 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     #[cfg(feature = "gpu")]
     m.add_function(wrap_pyfunction!(gpu::gpu_adapters, m)?)?;
     m.add("HAS_GPU", cfg!(feature = "gpu"))?;
+    m.add("MAX_THREADS", eng::MAX_THREADS)?;
+    m.add("SHRINK_FLOOR", eng::SHRINK_FLOOR)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -5,7 +5,11 @@
 // max|g|·sqrt(Σ (g/max|g|)²) so that f32 squares neither overflow nor underflow.
 // Algorithm 1 (§3.2): if ‖ĝ‖ ≥ threshold then ĝ ← (threshold/‖ĝ‖)·ĝ. Element-wise clipping
 // clamps each entry to ±threshold. A non-finite norm or loss leaves θ untouched ("skip",
-// "error") or shrinks W_rec by (1 − lr·0.02) ("shrink", the authors' code).
+// "error") or shrinks W_rec by the factor `cfg.shrink` ("shrink": the authors' 1 − lr·0.02,
+// bounded to [0.5, 1] by rnnstab_engine::shrink_factor). An update that would make some entry
+// of θ or of the optimiser's state non-finite (a finite gradient times a huge learning rate)
+// is found by `grad_norm` before anything is written and is treated the same way; the stat
+// then reads 2 instead of 1.
 
 const RED: u32 = 256u;
 
@@ -13,6 +17,8 @@ var<workgroup> red_max: array<f32, RED>;
 var<workgroup> red_bad: array<u32, RED>;  // bit 0: some entry is ±inf or NaN; bit 1: NaN
 var<workgroup> red_sum: array<f32, RED>;
 var<workgroup> max_sh: f32;
+var<workgroup> scale_sh: f32;
+var<workgroup> clipped_sh: f32;
 
 @compute @workgroup_size(256)
 fn grad_norm(@builtin(local_invocation_index) lid: u32) {
@@ -87,6 +93,77 @@ fn grad_norm(@builtin(local_invocation_index) lid: u32) {
         stats[STAT_NONFINITE] = select(0.0, 1.0, nonfinite);
         stats[STAT_CLIPPED] = clipped;
         stats[STAT_SCALE] = scale;
+        scale_sh = scale;
+        clipped_sh = clipped;
+    }
+    // Would the update overflow? The candidates are computed exactly as apply_update will.
+    let sc = workgroupUniformLoad(&scale_sh);
+    let cl = workgroupUniformLoad(&clipped_sh) != 0.0;
+    var overflow = 0u;
+    for (var p = lid; p < n; p += RED) {
+        let g = grad[p];
+        if is_finite(g) {
+            let next = updated(p, clipped_grad(g, cl, sc));
+            if !is_finite(next.x) || !is_finite(next.y) {
+                overflow = 1u;
+            }
+        }
+    }
+    red_bad[lid] = overflow;
+    workgroupBarrier();
+    for (var half = RED / 2u; half > 0u; half /= 2u) {
+        if lid < half {
+            red_bad[lid] |= red_bad[lid + half];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u && red_bad[0] != 0u && stats[STAT_NONFINITE] == 0.0 {
+        stats[STAT_NONFINITE] = 2.0;
+    }
+}
+
+// The gradient entry after clipping (Algorithm 1's common scale, or element-wise).
+fn clipped_grad(g: f32, clipped: bool, scale: f32) -> f32 {
+    var d = g;
+    if cfg.clip_kind == 1u && clipped {
+        d *= scale;
+    } else if cfg.clip_kind == 2u {
+        d = clamp(d, -cfg.clip_threshold, cfg.clip_threshold);
+    }
+    return d;
+}
+
+// (θ', state') of entry p after the optimiser's update with gradient d.
+fn updated(p: u32, d: f32) -> vec2<f32> {
+    let lr = cfg.lr;
+    let mu = cfg.momentum;
+    let th = theta[p];
+    switch cfg.optimizer {
+        case 1u: {
+            // momentum: v ← μv − lr·g; θ ← θ + v
+            let v = mu * opt_state[p] - lr * d;
+            return vec2<f32>(th + v, v);
+        }
+        case 2u: {
+            // Nesterov (Sutskever et al., 2013): θ ← θ − μ·v_old + (1 + μ)·v_new
+            let old = opt_state[p];
+            let v = mu * old - lr * d;
+            return vec2<f32>(th + (-(mu * old) + (1.0 + mu) * v), v);
+        }
+        case 3u: {
+            // RMSProp: s ← ρs + (1 − ρ)g²; θ ← θ − lr·g / (√s + ε)
+            let s = cfg.rho * opt_state[p] + (1.0 - cfg.rho) * d * d;
+            return vec2<f32>(th - lr * d / (sqrt(s) + cfg.eps), s);
+        }
+        case 4u: {
+            // Adagrad: s ← s + g²; θ ← θ − lr·g / (√s + ε)
+            let s = opt_state[p] + d * d;
+            return vec2<f32>(th - lr * d / (sqrt(s) + cfg.eps), s);
+        }
+        default: {
+            // the paper's plain SGD; it keeps no state
+            return vec2<f32>(th - lr * d, 0.0);
+        }
     }
 }
 
@@ -102,44 +179,11 @@ fn apply_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         }
         return;
     }
-    var d = grad[p];
-    if cfg.clip_kind == 1u && stats[STAT_CLIPPED] != 0.0 {
-        d *= stats[STAT_SCALE];
-    } else if cfg.clip_kind == 2u {
-        d = clamp(d, -cfg.clip_threshold, cfg.clip_threshold);
-    }
+    let d = clipped_grad(grad[p], stats[STAT_CLIPPED] != 0.0, stats[STAT_SCALE]);
     grad[p] = d; // the clipped gradient, as the CPU trainer keeps it
-    let lr = cfg.lr;
-    let mu = cfg.momentum;
-    switch cfg.optimizer {
-        case 1u: {
-            // momentum: v ← μv − lr·g; θ ← θ + v
-            let v = mu * opt_state[p] - lr * d;
-            opt_state[p] = v;
-            theta[p] += v;
-        }
-        case 2u: {
-            // Nesterov (Sutskever et al., 2013): θ ← θ − μ·v_old + (1 + μ)·v_new
-            let old = opt_state[p];
-            let v = mu * old - lr * d;
-            opt_state[p] = v;
-            theta[p] += -(mu * old) + (1.0 + mu) * v;
-        }
-        case 3u: {
-            // RMSProp: s ← ρs + (1 − ρ)g²; θ ← θ − lr·g / (√s + ε)
-            let s = cfg.rho * opt_state[p] + (1.0 - cfg.rho) * d * d;
-            opt_state[p] = s;
-            theta[p] -= lr * d / (sqrt(s) + cfg.eps);
-        }
-        case 4u: {
-            // Adagrad: s ← s + g²; θ ← θ − lr·g / (√s + ε)
-            let s = opt_state[p] + d * d;
-            opt_state[p] = s;
-            theta[p] -= lr * d / (sqrt(s) + cfg.eps);
-        }
-        default: {
-            // the paper's plain SGD
-            theta[p] -= lr * d;
-        }
+    let next = updated(p, d);
+    theta[p] = next.x;
+    if cfg.optimizer != 0u {
+        opt_state[p] = next.y;
     }
 }
