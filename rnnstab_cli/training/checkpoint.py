@@ -20,11 +20,16 @@ the same way by :func:`write_checkpoint`, with tensor files of its own beside th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
 import os
+import re
 import secrets
+import time
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +51,81 @@ METRICS_FILE: Final[str] = "metrics.jsonl"
 
 ConfigT = TypeVar("ConfigT")
 StateT = TypeVar("StateT")
+FieldsT = TypeVar("FieldsT")
+
+#: The largest counter a checkpoint or store may hold (updates, evaluations, records): beyond
+#: any run (2⁵³, where float64 stops counting exactly), so a larger one is damage.
+MAX_COUNT: Final[int] = 2**53
+#: A temporary file of an interrupted write (`_write_atomic`), older than this, is stale.
+STALE_TMP_SECONDS: Final[float] = 60.0
+_TMP_NAME: Final = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+
+
+class FieldError(ValueError):
+    """A value read from a checkpoint or store that has the wrong type or range; the caller
+    says where it came from."""
+
+
+def check_count(name: str, value: object) -> int:
+    """A counter: an integer (not a bool) in 0..MAX_COUNT."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(f"{name} must be an integer, got {value!r}")
+    if not 0 <= value <= MAX_COUNT:
+        raise FieldError(f"{name} must be in 0..2^53, got {value}")
+    return value
+
+
+def check_number(name: str, value: object, *, signed: bool = False) -> float:
+    """A finite number, ≥ 0 unless ``signed``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FieldError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or (not signed and value < 0):
+        raise FieldError(f"{name} must be finite{'' if signed else ' and ≥ 0'}, got {value!r}")
+    return float(value)
+
+
+def fields_from_json(
+    cls: type[FieldsT],
+    data: object,
+    where: str,
+    nested: Mapping[str, Callable[[object, str], Any]] | None = None,
+    signed: frozenset[str] = frozenset(),
+) -> FieldsT:
+    """A flat frozen dataclass read back from JSON with every field checked against its
+    annotation: ints are counters (:func:`check_count`), floats finite and ≥ 0 (unless in
+    ``signed``), bools bools; ``X | None`` also admits null. ``nested`` reads the fields that
+    are dataclasses themselves. Missing fields take their defaults; unknown ones are refused.
+    FieldError names the field as ``where.name``."""
+    if not isinstance(data, Mapping):
+        raise FieldError(f"{where} must be an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(str(k) for k in data if k not in names)
+    if unknown:
+        raise FieldError(f"{where} has an unknown field {unknown[0]!r}")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{where}.{key}"
+        if nested and key in nested:
+            values[key] = nested[key](value, name)
+            continue
+        hint = hints[key]
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        if value is None:
+            if type(None) not in args:
+                raise FieldError(f"{name} must not be null")
+            values[key] = None
+        elif bool in args:
+            if not isinstance(value, bool):
+                raise FieldError(f"{name} must be true or false, got {value!r}")
+            values[key] = value
+        elif int in args:
+            values[key] = check_count(name, value)
+        elif float in args:
+            values[key] = check_number(name, value, signed=key in signed)
+        else:
+            raise AssertionError(f"{cls.__name__}.{key}: unhandled annotation {hint}")
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -110,10 +190,23 @@ class RunState:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RunState:
-        d = dict(data)
-        d["period"] = PeriodTotals(**d.get("period", {}))
-        return cls(**d)
+    def from_json(cls, data: object) -> RunState:
+        """Read back :meth:`to_json`'s output; FieldError names a field of the wrong type or
+        range (a test error outside [0, 1], a negative counter, NaN)."""
+        state = fields_from_json(
+            cls,
+            data,
+            "run_state",
+            nested={"period": lambda v, w: fields_from_json(PeriodTotals, v, w)},
+        )
+        err = state.last_test_error
+        if err is not None and err > 1:
+            raise FieldError(f"run_state.last_test_error must be in [0, 1], got {err}")
+        if state.period.finite > state.period.updates:
+            raise FieldError("run_state.period counts more finite updates than updates")
+        if state.last_eval_updates is not None and state.last_eval_updates > state.updates:
+            raise FieldError("run_state.last_eval_updates is beyond run_state.updates")
+        return state
 
 
 @dataclass(frozen=True)
@@ -230,12 +323,23 @@ def write_checkpoint(
         _fsync_dir(d)
         keep = {f["name"] for f in files.values()}
         prefixes = tuple(f"{stem}-" for stem in tensors)
+        now = time.time()
         for old in d.iterdir():
             if old.name.startswith(prefixes) and old.name not in keep:
                 with contextlib.suppress(FileNotFoundError):
                     old.unlink()
+            elif _TMP_NAME.match(old.name):
+                _remove_stale(old, now)
     except OSError as e:
         raise CheckpointError(f"cannot write checkpoint to {str(d)!r}: {e.strerror or e}") from e
+
+
+def _remove_stale(tmp: Path, now: float) -> None:
+    """Remove a temporary file left by a write that was killed (kill -9, power loss) before it
+    could clean up. Only old ones: a younger one may be another writer's, mid-write."""
+    with contextlib.suppress(OSError):
+        if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+            tmp.unlink()
 
 
 def _contiguous(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -248,6 +352,8 @@ def damaged(d: Path, why: str) -> CheckpointError:
 
 def read_tensors(d: Path, entry: Mapping[str, Any], what: str) -> dict[str, np.ndarray]:
     """The arrays of one tensor file named in ``state.json``, checked against its sha256."""
+    if not isinstance(entry, Mapping):
+        raise damaged(d, f"bad {what} file entry in {STATE_FILE}")
     name = entry.get("name")
     if not isinstance(name, str) or "/" in name or name.startswith("."):
         raise damaged(d, f"bad {what} file entry in {STATE_FILE}")
@@ -326,14 +432,43 @@ def read_training_state(
     ``run_state_from_json``), the parameters and the optimiser state (None when saved empty),
     the tensors checked against their sha256 but not yet against the config."""
     try:
+        run_state = run_state_from_json(state.get("run_state"))
+        _check_counters(state, run_state)
+    except FieldError as e:
+        raise damaged(d, f"{STATE_FILE}: {e}") from None
+    try:
         files = state["files"]
-        run_state = run_state_from_json(state["run_state"])
         params = read_tensors(d, files["params"], "parameter")
         opt = read_tensors(d, files["optimizer"], "optimizer")
-        opt_state = None if files["optimizer"].get("empty") else opt
-    except (KeyError, TypeError, ValueError) as e:
+        empty = files["optimizer"].get("empty", False)
+        if not isinstance(empty, bool):
+            raise FieldError(f"files.optimizer.empty must be true or false, got {empty!r}")
+        opt_state = None if empty else opt
+    except FieldError as e:
+        raise damaged(d, f"{STATE_FILE}: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise incomplete(d, e) from None
     return run_state, params, opt_state
+
+
+def _check_counters(state: Mapping[str, Any], run_state: object) -> None:
+    """The counters ``state.json`` keeps beside the run state agree with it."""
+    records = check_count("metrics_records", state.get("metrics_records", 0))
+    eval_index = getattr(run_state, "eval_index", records)
+    if eval_index > records:
+        raise FieldError(
+            f"run_state.eval_index ({eval_index}) is beyond metrics_records ({records})"
+        )
+    counters = state.get("counters")
+    if counters is None:
+        return
+    if not isinstance(counters, Mapping):
+        raise FieldError(f"counters must be an object, got {counters!r}")
+    for key in ("updates", "eval_index"):
+        if key in counters:
+            value = check_count(f"counters.{key}", counters[key])
+            if value != getattr(run_state, key):
+                raise FieldError(f"counters.{key} ({value}) differs from run_state.{key}")
 
 
 def incomplete(d: Path, error: Exception) -> CheckpointError:
@@ -366,6 +501,8 @@ def check_tensors(
                 f"checkpoint {str(d)!r}: {what} tensor {name} is {a.dtype}{list(a.shape)}, "
                 f"expected {dtype}{list(shape)} for its config"
             )
+        if not np.isfinite(a).all():
+            raise damaged(d, f"{what} tensor {name} holds NaN or infinite values")
 
 
 def read_metrics(directory: str | os.PathLike[str], records: int) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from rnnstab_cli.training.checkpoint import (
     STATE_FILE,
     check_tensors,
     config_in_state,
+    damaged,
     incomplete,
     model_shapes,
     read_state,
@@ -110,9 +111,21 @@ def load_natural_checkpoint(directory: str | Path) -> NaturalCheckpoint:
         carry = read_tensors(d, files["carry"], "carried-state")["x"] if "carry" in files else None
         best = read_tensors(d, files["best"], "best-parameter") if "best" in files else None
         vocab = state.get("vocab")
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise incomplete(d, e) from None
+    if vocab is not None and not (
+        isinstance(vocab, list) and all(isinstance(v, str) for v in vocab)
+    ):
+        raise damaged(d, f"{STATE_FILE}: vocab must be a list of strings")
     _check_params(d, config, params, "parameter")
+    if carry is not None:
+        h = config.hidden
+        if carry.ndim != 2 or carry.shape[1] != h or carry.dtype != np.dtype(config.dtype):
+            raise damaged(
+                d, f"the carried state is {carry.dtype}{list(carry.shape)}, expected (B, {h})"
+            )
+        if not np.isfinite(carry).all():
+            raise damaged(d, "the carried state holds NaN or infinite values")
     if best is not None:
         _check_params(d, config, best, "best-parameter")
     return NaturalCheckpoint(

@@ -4,11 +4,11 @@ checkpoint, fix everything that follows (so a resumed run continues bit for bit)
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from rnnstab_cli.engine import StepStats
+from rnnstab_cli.training.checkpoint import FieldError, fields_from_json
 from rnnstab_cli.training.natural.schedule import EarlyStopping
 
 
@@ -101,8 +101,20 @@ class NaturalState:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> NaturalState:
-        d = dict(data)
-        d["epoch"] = EpochTotals(**d.get("epoch", {}))
-        d["stopping"] = EarlyStopping(**d.get("stopping", {}))
-        return cls(**d)
+    def from_json(cls, data: object) -> NaturalState:
+        """Read back :meth:`to_json`'s output; FieldError names a field of the wrong type or
+        range."""
+        state = fields_from_json(
+            cls,
+            data,
+            "run_state",
+            nested={
+                "epoch": lambda v, w: fields_from_json(EpochTotals, v, w),
+                "stopping": lambda v, w: fields_from_json(EarlyStopping, v, w),
+            },
+        )
+        if state.epoch.finite > state.epoch.updates:
+            raise FieldError("run_state.epoch counts more finite updates than updates")
+        if state.epoch.updates > state.updates:
+            raise FieldError("run_state.epoch.updates is beyond run_state.updates")
+        return state
