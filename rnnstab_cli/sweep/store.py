@@ -19,17 +19,19 @@ running sweep and a mistyped path is an error rather than a new, empty store.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, ParamSpec, TypeVar
 
 from rnnstab_cli.errors import CheckpointError, UsageError
+from rnnstab_cli.training.checkpoint import FieldError, check_count, check_number
 
 __all__ = [
     "OUTCOMES",
@@ -88,6 +90,74 @@ CREATE TABLE IF NOT EXISTS sweep_runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_outcome ON runs(outcome);
 """
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reading(method: Callable[P, R]) -> Callable[P, R]:
+    """A read whose SQLite error (a damaged file) or bad field becomes a one-line
+    CheckpointError naming the store."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (sqlite3.Error, FieldError, json.JSONDecodeError, RecursionError) as e:
+            store = args[0]
+            path = getattr(store, "path", "?")
+            raise CheckpointError(f"result store {str(path)!r} is damaged: {e}") from None
+
+    return wrapper
+
+
+def _text(name: str, value: object, *, nullable: bool = False) -> Any:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise FieldError(f"{name} must be text, got {value!r}")
+    return value
+
+
+def _json_object(name: str, value: object) -> dict[str, Any]:
+    data = json.loads(_text(name, value))
+    if not isinstance(data, dict):
+        raise FieldError(f"{name} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _optional(check: Callable[[str, Any], Any], name: str, value: object) -> Any:
+    return None if value is None else check(name, value)
+
+
+def _run_row(r: Sequence[Any]) -> RunRow:
+    """A ``runs`` row with every field checked: SQLite's column types are only affinities, so
+    a damaged or hand-edited file can hold text where a number belongs."""
+    run_id = _text("run_id", r[0])
+    where = f"run {run_id}"
+    outcome = _text(f"{where}: outcome", r[2])
+    if outcome not in OUTCOMES:
+        raise FieldError(f"{where}: outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    test_error = _optional(check_number, f"{where}: test_error", r[5])
+    if test_error is not None and test_error > 1:
+        raise FieldError(f"{where}: test_error must be in [0, 1], got {test_error}")
+    return RunRow(
+        run_id,
+        _json_object(f"{where}: config", r[1]),
+        outcome,
+        _optional(check_count, f"{where}: updates", r[3]),
+        _optional(check_number, f"{where}: wall_time", r[4]),
+        test_error,
+        _optional(check_count, f"{where}: test_sequences", r[6]),
+        _text(f"{where}: error", r[7], nullable=True),
+        _text(f"{where}: run_dir", r[8], nullable=True),
+        _text(f"{where}: metrics_path", r[9], nullable=True),
+        _text(f"{where}: backend", r[10]),
+        _text(f"{where}: host", r[11], nullable=True),
+        _text(f"{where}: started", r[12], nullable=True),
+        _text(f"{where}: finished", r[13]),
+    )
 
 
 def utc_now() -> str:
@@ -320,17 +390,32 @@ class ResultStore:
 
     # -- reading ------------------------------------------------------------------------------
 
+    @_reading
     def stored_outcomes(self, run_ids: Sequence[str] | None = None) -> dict[str, str]:
         """run id → outcome of the stored runs (all, or among ``run_ids``)."""
         rows = self._conn.execute("SELECT run_id, outcome FROM runs").fetchall()
         wanted = set(run_ids) if run_ids is not None else None
-        return {r: o for r, o in rows if wanted is None or r in wanted}
+        return {
+            _text("run_id", r): _text(f"run {r}: outcome", o)
+            for r, o in rows
+            if wanted is None or r in wanted
+        }
 
+    @_reading
     def sweeps(self) -> list[SweepRow]:
         rows = self._conn.execute(
             "SELECT sweep_id, name, spec, n_runs, created FROM sweeps ORDER BY created"
         ).fetchall()
-        return [SweepRow(s, n, json.loads(spec), k, c) for s, n, spec, k, c in rows]
+        return [
+            SweepRow(
+                _text("sweep_id", s),
+                _text(f"sweep {s}: name", n),
+                _json_object(f"sweep {s}: spec", spec),
+                check_count(f"sweep {s}: n_runs", k),
+                _text(f"sweep {s}: created", c),
+            )
+            for s, n, spec, k, c in rows
+        ]
 
     def find_sweep(self, key: str) -> SweepRow:
         """A sweep by name or (a prefix of) its id; the latest of that name if several."""
@@ -342,12 +427,14 @@ class ResultStore:
             )
         return matches[-1]
 
+    @_reading
     def planned_run_ids(self, sweep_id: str) -> list[str]:
         rows = self._conn.execute(
             "SELECT run_id FROM sweep_runs WHERE sweep_id = ? ORDER BY position", (sweep_id,)
         ).fetchall()
-        return [r for (r,) in rows]
+        return [_text("sweep_runs.run_id", r) for (r,) in rows]
 
+    @_reading
     def runs(self, sweep_id: str | None = None) -> list[RunRow]:
         """Stored runs, all or those of one sweep, oldest first."""
         base = (
@@ -363,10 +450,8 @@ class ResultStore:
                 "ORDER BY s.position",
                 (sweep_id,),
             ).fetchall()
-        return [
-            RunRow(r[0], json.loads(r[1]), *r[2:])  # type: ignore[arg-type]
-            for r in rows
-        ]
+        return [_run_row(r) for r in rows]
 
+    @_reading
     def count_runs(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM runs").fetchone()[0])
