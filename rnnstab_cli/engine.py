@@ -12,7 +12,12 @@ Parameters follow eq. (2) of Pascanu, Mikolov & Bengio (2013)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -96,6 +101,38 @@ def check_omega_alpha(alpha: object) -> float:
     return a
 
 
+#: Lines that system libraries print on stderr while the GPU backend starts and that say
+#: nothing about rnnstab: libwayland-client, which Mesa's Vulkan drivers load, complains when
+#: XDG_RUNTIME_DIR is unset (every headless machine), though no window is ever opened.
+_LOADER_NOISE = re.compile(r"^error: XDG_RUNTIME_DIR is invalid or not set in the environment\.$")
+
+
+@contextlib.contextmanager
+def _gpu_loader_stderr() -> Iterator[None]:
+    """Catch what native code writes to file descriptor 2 while the GPU backend starts, and
+    pass on every line but the loader's known noise. The libraries write to the descriptor,
+    not to ``sys.stderr``, so the descriptor itself is redirected for the duration."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield  # no usable descriptor 2 (e.g. an embedding host): nothing to filter
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            text = caught.read().decode(errors="replace")
+            kept = [ln for ln in text.splitlines() if not _LOADER_NOISE.match(ln)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+                sys.stderr.flush()
+
+
 def has_gpu_backend() -> bool:
     """Whether this build includes the wgpu backend (``device="gpu"``)."""
     return bool(getattr(_engine, "HAS_GPU", False))
@@ -107,7 +144,9 @@ def gpu_adapters() -> list[dict[str, str]]:
     if not has_gpu_backend():
         return []
     keys = ("name", "backend", "device_type", "driver")
-    return [dict(zip(keys, a, strict=True)) for a in _engine.gpu_adapters()]
+    with _gpu_loader_stderr():
+        adapters = _engine.gpu_adapters()
+    return [dict(zip(keys, a, strict=True)) for a in adapters]
 
 
 def spectral_radius(w: np.ndarray) -> float:
@@ -332,26 +371,28 @@ class Trainer:
         train_biases: bool = True,
         device: str = "cpu",
     ) -> None:
-        self._native = _engine.Trainer(
-            _params_dict(params),
-            activation,
-            loss,
-            optimizer,
-            float(lr),
-            clip,
-            float(clip_threshold),
-            check_omega_alpha(omega_alpha),
-            omega_form,
-            time_reduction,
-            float(momentum),
-            float(rho),
-            float(eps),
-            nonfinite,
-            check_threads(threads),
-            carry_state,
-            train_biases,
-            device,
-        )
+        starting = contextlib.nullcontext() if device == "cpu" else _gpu_loader_stderr()
+        with starting:
+            self._native = _engine.Trainer(
+                _params_dict(params),
+                activation,
+                loss,
+                optimizer,
+                float(lr),
+                clip,
+                float(clip_threshold),
+                check_omega_alpha(omega_alpha),
+                omega_form,
+                time_reduction,
+                float(momentum),
+                float(rho),
+                float(eps),
+                nonfinite,
+                check_threads(threads),
+                carry_state,
+                train_biases,
+                device,
+            )
         self.activation = activation
         self.loss = loss
 

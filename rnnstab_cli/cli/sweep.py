@@ -39,7 +39,8 @@ from rnnstab_cli.sweep.store import ResultStore
 SWEEP_HELP = "\n\n".join(
     [
         "Run a grid of training runs (a TOML spec) into an SQLite result store.",
-        "The spec names a preset, optional [base] settings and [axes], each a list or an "
+        # Brackets escaped: the rich help formatter reads "[base]" as a style tag.
+        "The spec names a preset, optional \\[base] settings and \\[axes], each a list or an "
         "integer range 'A..B' (both ends included); the grid is their full product, e.g. "
         "tasks/sweeps/fig7-small.toml. Every run is validated like `rnnstab train` before any "
         "starts.",
@@ -65,7 +66,15 @@ def _summary_text(s: SweepSummary) -> str:
     head = f"{s.name}: {s.total} runs"
     now = f"{s.ran} finished now ({s.solved} solved, {s.unsolved} unsolved, {s.failed} failed)"
     before = f", {s.stored_before} stored before" if s.stored_before else ""
-    lines.append(f"{head}; {now}{before}; {duration(s.seconds)}.")
+    meanwhile = (
+        f", {s.stored_meanwhile} stored meanwhile by another sweep on the same store (its "
+        "results were kept)"
+        if s.stored_meanwhile
+        else ""
+    )
+    lines.append(f"{head}; {now}{before}{meanwhile}; {duration(s.seconds)}.")
+    if s.ran == 0 and not s.stored_meanwhile and not s.interrupted and not s.missing:
+        lines.append(f"Nothing to run: all {s.total} runs were already in the store.")
     if s.failed_total:
         lines.append(
             f"{s.failed_total} run{'s' if s.failed_total != 1 else ''} failed; see "

@@ -91,6 +91,7 @@ class SweepSummary:
     total: int  # runs in the grid
     stored_before: int  # already in the store when this invocation began
     ran: int = 0  # stored by this invocation
+    stored_meanwhile: int = 0  # finished here but stored first by a concurrent sweep
     solved: int = 0  # of ``ran``
     unsolved: int = 0
     failed: int = 0
@@ -109,6 +110,7 @@ class SweepSummary:
             "total": self.total,
             "stored_before": self.stored_before,
             "ran": self.ran,
+            "stored_meanwhile": self.stored_meanwhile,
             "solved": self.solved,
             "unsolved": self.unsolved,
             "failed": self.failed,
@@ -237,7 +239,8 @@ def run_sweep(
             run = runs_by_id[result["run_id"]]
             row = run_row(run, result)
             if not store.record_run(row):
-                return  # stored meanwhile by a concurrent sweep on the same store
+                summary.stored_meanwhile += 1  # a concurrent sweep on the same store was first
+                return
             summary.ran += 1
             setattr(summary, row["outcome"], getattr(summary, row["outcome"]) + 1)
             if result.get("note"):
