@@ -80,6 +80,11 @@ ID_EXCLUDED_KEYS: Final[frozenset[str]] = frozenset({"threads", "preset", "descr
 #: one run per core, and engine threads on top would only oversubscribe the cores.
 DEFAULT_RUN_THREADS: Final[int] = 1
 
+#: The most runs one sweep may plan: far beyond the paper's grids (Fig. 7 has hundreds), and
+#: small enough that the grid is validated in seconds. A larger grid is refused before any of
+#: it is built; split it into several sweeps on the same store.
+MAX_GRID_RUNS: Final[int] = 20_000
+
 _RANGE: Final = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
 _ID_LENGTH: Final[int] = 16  # hex digits: 64 bits, no collision in any realistic store
 
@@ -190,6 +195,11 @@ def _axis_values(key: str, raw: Any, source: str) -> list[Any]:
         lo, hi = int(m.group(1)), int(m.group(2))
         if hi < lo:
             raise UsageError(f"{where}: empty range {raw!r} (need A ≤ B in 'A..B')")
+        if hi - lo + 1 > MAX_GRID_RUNS:
+            raise UsageError(
+                f"{where}: range {raw!r} has {hi - lo + 1:,} values; a sweep has at most "
+                f"{MAX_GRID_RUNS:,} runs"
+            )
         values: list[Any] = list(range(lo, hi + 1))
     elif isinstance(raw, list):
         values = list(raw)
@@ -200,6 +210,10 @@ def _axis_values(key: str, raw: Any, source: str) -> list[Any]:
         )
     if not values:
         raise UsageError(f"{where} is empty: an axis needs at least one value")
+    if len(values) > MAX_GRID_RUNS:
+        raise UsageError(
+            f"{where} has {len(values):,} values; a sweep has at most {MAX_GRID_RUNS:,} runs"
+        )
     checked = []
     for i, v in enumerate(values):
         layer = normalise_layer({key: v}, source=f"{where}[{i}]")
@@ -351,6 +365,12 @@ def expand(spec: SweepSpec) -> list[PlannedRun]:
         raise UsageError(
             f'{spec.source}: no task: set preset = "NAME" (see `rnnstab tasks`) or sweep axes.task'
         )
+    if spec.size > MAX_GRID_RUNS:
+        shape = " × ".join(f"{len(v)} {k}" for k, v in spec.axes.items())
+        raise UsageError(
+            f"{spec.source}: the grid has {spec.size:,} runs ({shape}); a sweep has at most "
+            f"{MAX_GRID_RUNS:,}: split it into several sweeps on the same store"
+        )
     keys = list(spec.axes)
     runs: list[PlannedRun] = []
     seen: dict[str, PlannedRun] = {}
@@ -370,7 +390,20 @@ def expand(spec: SweepSpec) -> list[PlannedRun]:
             )
         seen[rid] = planned
         runs.append(planned)
+    _check_memory(spec, runs)
     return runs
+
+
+def _check_memory(spec: SweepSpec, runs: Sequence[PlannedRun]) -> None:
+    """The largest run must fit in memory (each run is checked again when it starts, on the
+    machine that runs it); refused here, the sweep fails before anything starts."""
+    if not runs:
+        return
+    big = max(runs, key=lambda r: r.config.memory_needed())
+    try:
+        big.config.check_memory(f"run {big.describe()}")
+    except UsageError as e:
+        raise UsageError(f"{spec.source}: {e}") from None
 
 
 def _resolve(spec: SweepSpec, flags: Mapping[str, Any], point: Mapping[str, Any]) -> TrainConfig:

@@ -365,7 +365,10 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             raise bad("true or false")
         return value
     if key == "len":
-        return parse_length(value)
+        try:
+            return parse_length(value)
+        except UsageError as e:
+            raise UsageError(f"{source}: len: {e}") from None
     if key == "task_options":
         if not isinstance(value, Mapping):
             raise bad("a table")
