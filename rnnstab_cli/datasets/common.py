@@ -15,6 +15,10 @@ from rnnstab_cli.errors import DataError, UsageError
 
 PathLike = str | os.PathLike[str]
 
+#: The largest data file read (the largest real one, character-level PTB's training text, is
+#: 5 MB): a bigger file is refused before it is read.
+MAX_FILE_BYTES = 1 << 30
+
 
 def one_line(exc: BaseException) -> str:
     """The text of ``exc`` squeezed onto one line.
@@ -43,8 +47,22 @@ def require_file(path: PathLike, what: str) -> Path:
     return p
 
 
+def check_file_size(path: Path, what: str) -> None:
+    """DataError when ``path`` is larger than :data:`MAX_FILE_BYTES`."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({one_line(exc)}): expected {what}") from exc
+    if size > MAX_FILE_BYTES:
+        raise DataError(
+            f"{path} has {size:,} bytes, more than the {MAX_FILE_BYTES:,} a data file may have: "
+            f"expected {what}"
+        )
+
+
 def read_bytes(path: Path, what: str) -> bytes:
     """Read a whole file, turning OS-level failures into :class:`DataError`."""
+    check_file_size(path, what)
     try:
         return path.read_bytes()
     except OSError as exc:

@@ -40,6 +40,7 @@ from scipy.io.matlab import MatReadError
 
 from rnnstab_cli.datasets.common import (
     PathLike,
+    check_file_size,
     check_positive,
     one_line,
     read_bytes,
@@ -52,6 +53,13 @@ N_NOTES = 88
 LOWEST_NOTE = 21
 """MIDI number of column 0 (A0); column j is note ``j + LOWEST_NOTE``."""
 HIGHEST_NOTE = LOWEST_NOTE + N_NOTES - 1
+
+MAX_STEPS = 4_000_000
+"""The most time steps a data set may hold, all splits together: 1.4 GB of float32 rolls, 40
+times the largest of the four real sets. A pickle can reference one long list many times at
+no cost in bytes, so the count is checked before any roll is built."""
+MAX_NOTES_PER_STEP = 4 * N_NOTES
+"""The most note entries one time step may list (there are 88 keys; repeats are harmless)."""
 
 SPLITS = ("train", "valid", "test")
 _MAT_VARS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
@@ -122,6 +130,7 @@ def load_music(path: PathLike) -> MusicData:
             message is one line naming the file and what was expected.
     """
     p = require_file(path, "a .mat piano-roll file or the JSB .pickle")
+    check_file_size(p, "a .mat piano-roll file or the JSB .pickle")
     suffix = p.suffix.lower()
     if suffix == ".mat":
         return _load_mat(p)
@@ -145,8 +154,26 @@ def _load_mat(p: Path) -> MusicData:
     missing = [v for v in _MAT_VARS.values() if v not in mat]
     if missing:
         raise DataError(f"{p} is not {_MAT_WHAT} (missing: {', '.join(missing)})")
+    _check_steps(p, [_mat_steps(mat[v]) for v in _MAT_VARS.values()])
     splits = {s: _mat_cells(p, v, mat[v]) for s, v in _MAT_VARS.items()}
     return MusicData(**splits, source=p)
+
+
+def _mat_steps(value: Any) -> int:
+    """Time steps in a cell array, counted before any roll is converted (0 where a cell is
+    not a matrix; :func:`_mat_cells` then says what is wrong)."""
+    if not (isinstance(value, np.ndarray) and value.dtype == object):
+        return 0
+    return sum(c.shape[0] for c in value.ravel() if isinstance(c, np.ndarray) and c.ndim == 2)
+
+
+def _check_steps(p: Path, counts: Sequence[int]) -> None:
+    total = sum(counts)
+    if total > MAX_STEPS:
+        raise DataError(
+            f"{p} holds {total:,} time steps, more than the {MAX_STEPS:,} a piano-roll data set "
+            "may have: expected one of the four polyphonic music sets"
+        )
 
 
 def _mat_cells(p: Path, var: str, value: Any) -> list[np.ndarray]:
@@ -232,8 +259,17 @@ def _load_pickle(p: Path) -> MusicData:
     missing = [s for s in SPLITS if s not in obj]
     if missing:
         raise DataError(f"{p} is not {_PICKLE_WHAT} (missing keys: {', '.join(missing)})")
+    _check_steps(p, [_pickle_steps(obj[s]) for s in SPLITS])
     splits = {s: _pickle_split(p, s, obj[s]) for s in SPLITS}
     return MusicData(**splits, source=p)
+
+
+def _pickle_steps(seqs: Any) -> int:
+    """Time steps in a split, counted without building anything (lengths of shared lists are
+    counted as often as they are referenced, which is what building would cost)."""
+    if not isinstance(seqs, list | tuple):
+        return 0
+    return sum(len(q) for q in seqs if isinstance(q, list | tuple))
 
 
 def _pickle_split(p: Path, split: str, seqs: Any) -> list[np.ndarray]:
@@ -250,6 +286,11 @@ def _steps_to_roll(p: Path, where: str, seq: Any) -> np.ndarray:
     for t, step in enumerate(seq):
         if not isinstance(step, tuple | list):
             raise DataError(f"{p}: {where}[{t}] is a {type(step).__name__}: expected a tuple")
+        if len(step) > MAX_NOTES_PER_STEP:
+            raise DataError(
+                f"{p}: {where}[{t}] lists {len(step):,} notes: expected at most "
+                f"{MAX_NOTES_PER_STEP} (there are {N_NOTES} keys)"
+            )
         for note in step:
             try:
                 n = operator.index(note)  # accepts int and numpy integer scalars only

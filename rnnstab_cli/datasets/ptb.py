@@ -208,9 +208,19 @@ def _tokenize_general(path: Path, raw: bytes) -> _Tokens:
     return _Tokens(path, np.asarray(codes, dtype=np.int64), table, lambda i: lines[i])
 
 
+#: The most distinct symbols a vocabulary may have (PTB's characters are about 50): every
+#: batch is one-hot over the vocabulary, so a text of many symbols would need (T, B, V) floats.
+MAX_VOCAB = 1024
+
+
 def _build_vocab(train: _Tokens) -> list[str]:
     """EOL first, then the training file's other symbols sorted by code point."""
     used = {train.table[c] for c in np.unique(train.codes)}
+    if len(used) > MAX_VOCAB:
+        raise DataError(
+            f"{train.path} has {len(used):,} distinct symbols, more than the {MAX_VOCAB} a "
+            f"character vocabulary may have: expected {_WHAT}"
+        )
     return [EOL, *sorted(used - {EOL})]
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from rnnstab_cli.engine import Trainer
 from rnnstab_cli.errors import CheckpointError
+from rnnstab_cli.resources import batches_bytes, bptt_bytes, model_bytes, require
 from rnnstab_cli.training.checkpoint import read_metrics
 from rnnstab_cli.training.natural.checkpoint import (
     NaturalCheckpoint,
@@ -95,6 +96,19 @@ def _stop_reason(config: NaturalConfig, state: NaturalState) -> Outcome | None:
     return None
 
 
+def _check_memory(config: NaturalConfig, data: NaturalData) -> None:
+    """UsageError at once when the model and one batch cannot fit in memory."""
+    item = np.dtype(config.dtype).itemsize
+    h, i, o, t, b = config.hidden, data.n_in, data.n_out, config.seq_len, config.batch
+    require(
+        model_bytes(h, i, o, item)
+        + bptt_bytes(t, b, h, i, o, item)
+        + batches_bytes(t, b, i, o, item, 2),
+        f"this run (seq_len {t}, batch {b}, hidden {h}, {config.dtype})",
+        "lower --len, --batch or --hidden",
+    )
+
+
 class _Run:
     """The mutable pieces of one session: trainer, counters, best parameters, log."""
 
@@ -105,6 +119,7 @@ class _Run:
         out: Path | None,
         resume: bool,
     ) -> None:
+        _check_memory(config, data)
         self.config = config
         self.data = data
         self.out = out
