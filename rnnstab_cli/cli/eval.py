@@ -18,9 +18,11 @@ from rich.table import Table
 
 from rnnstab_cli.cli.common import emit_json
 from rnnstab_cli.errors import CheckpointError, UsageError
-from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, TEST_SEQUENCES
+from rnnstab_cli.resources import forward_bytes, model_bytes, require
+from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, TEST_SEQUENCES, Task
 from rnnstab_cli.training.checkpoint import load_checkpoint, read_state
-from rnnstab_cli.training.evaluate import STREAM_EVAL_COMMAND, measure_error
+from rnnstab_cli.training.config import MAX_TEST_SEQUENCES, TrainConfig
+from rnnstab_cli.training.evaluate import EVAL_BATCH, STREAM_EVAL_COMMAND, measure_error
 from rnnstab_cli.training.natural import (
     is_natural_checkpoint,
     load_natural_checkpoint,
@@ -44,6 +46,18 @@ EVAL_HELP = "\n\n".join(
         "4 checkpoint error · 130 interrupted.",
     ]
 )
+
+
+def _check_memory(cfg: TrainConfig, task: Task, length: int, n: int) -> None:
+    """UsageError at once when one evaluation batch at ``length`` cannot fit in memory."""
+    item = np.dtype(cfg.dtype).itemsize
+    steps = (11 * length) // 10 + 20  # the tasks whose sequences outgrow T (see TrainConfig)
+    h, i, o = cfg.hidden, task.n_in, task.n_out
+    require(
+        model_bytes(h, i, o, item) + forward_bytes(steps, min(n, EVAL_BATCH), h, i, o, item),
+        f"evaluating at --len {length}",
+        "lower --len",
+    )
 
 
 def eval_command(
@@ -98,8 +112,8 @@ def eval_command(
         raise UsageError(
             "--split, --data and --last apply to natural-task checkpoints (music, ptb-char)"
         )
-    if n < 1:
-        raise UsageError(f"--n must be ≥ 1, got {n}")
+    if not 1 <= n <= MAX_TEST_SEQUENCES:
+        raise UsageError(f"--n must be between 1 and {MAX_TEST_SEQUENCES:,}, got {n}")
     if seed < 0:
         raise UsageError(f"--seed must be ≥ 0, got {seed}")
     ckpt = load_checkpoint(checkpoint)
@@ -111,6 +125,7 @@ def eval_command(
             raise UsageError(
                 f"--len {length} is too short for task {cfg.task!r} (minimum {task.min_length})"
             )
+        _check_memory(cfg, task, length, n)
     rows = []
     for length in todo:
         m = measure_error(

@@ -59,6 +59,9 @@ DEFAULT_CHUNK: Final[int] = 100
 #: Bound on one chunk's input array, so a prefetched chunk of a wide task (random permutation:
 #: 100 inputs at length 200) stays small; the default chunk shrinks to fit.
 CHUNK_BYTES: Final[int] = 32 * 2**20
+#: The most test sequences an evaluation may draw: 1,000 times the paper's 10,000; more would
+#: take days per evaluation.
+MAX_TEST_SEQUENCES: Final[int] = 10_000_000
 #: Sequences of the cheap first look at the test error; the full TEST_SEQUENCES follow only
 #: when this screen is already at or below the success threshold.
 DEFAULT_SCREEN: Final[int] = 1000
@@ -235,6 +238,11 @@ class TrainConfig(ModelSettings):
             positive_int(name, getattr(self, name))
         int_at_least("chunk", self.chunk, 0)
         int_at_least("screen_sequences", self.screen_sequences, 0)
+        for name in ("eval_sequences", "screen_sequences"):
+            if getattr(self, name) > MAX_TEST_SEQUENCES:
+                raise UsageError(
+                    f"{name} must be at most {MAX_TEST_SEQUENCES:,}, got {getattr(self, name)}"
+                )
 
     def default_chunk(self) -> int:
         """min(eval_every, 100) updates, fewer if that many batches would exceed CHUNK_BYTES."""
