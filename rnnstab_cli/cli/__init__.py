@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from rnnstab_cli.cli.common import EXIT_INTERRUPTED, note, one_line
+from rnnstab_cli.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, note, one_line
 from rnnstab_cli.errors import RnnstabError
 
 __all__ = ["main"]
@@ -43,6 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         note("Interrupted.")
         return EXIT_INTERRUPTED
+    except MemoryError as e:
+        # The commands check what a run needs before allocating; this catches what an
+        # estimate missed (another process took the memory meanwhile), in one line.
+        detail = one_line(e) or "an allocation failed"
+        note(f"Error: out of memory: {detail}")
+        return EXIT_USAGE
     return 0
 
 

@@ -25,6 +25,18 @@ def json_number(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every float inside (lists, dicts) through :func:`json_number`: the
+    diagnostics of a model whose states overflowed hold infinities."""
+    if isinstance(value, float):
+        return json_number(value)
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class ChunkReport:
     """One engine call of ``n`` updates, ending at ``updates``."""
@@ -85,7 +97,7 @@ class EvalRecord:
             "solved": self.solved,
         }
         if self.diagnostics is not None:
-            out["diagnostics"] = dict(self.diagnostics)
+            out["diagnostics"] = json_safe(dict(self.diagnostics))
         return out
 
 
