@@ -23,20 +23,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     # Imported here so `import rnnstab_cli.cli` stays cheap and so an import-time problem in a
     # command is still reported through the handlers below.
+    import typer
+
     from rnnstab_cli.cli.app import app
 
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="rnnstab")
-    except SystemExit as e:  # typer always ends with sys.exit in standalone mode
+        # Not standalone: a bad option or value comes back as an exception, said below in one
+        # line, instead of the help formatter's five-line panel.
+        rv = app(
+            args=list(argv) if argv is not None else None,
+            prog_name="rnnstab",
+            standalone_mode=False,
+        )
+        return _exit_code(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
+    except SystemExit as e:  # a command that calls sys.exit itself
         code = e.code
         if code is None:
             return 0
         if isinstance(code, int):
-            if code == EXIT_INTERRUPTED and not _noted_interrupt():
-                note("Interrupted.")  # Typer turns Ctrl-C into a silent exit 130
-            return code
+            return _exit_code(code)
         note(str(code))
         return 1
+    except typer.Abort:
+        note("Interrupted.")
+        return EXIT_INTERRUPTED
+    except typer.TyperException as e:  # the parser's errors: unknown options, bad values
+        message = one_line(e.format_message() if hasattr(e, "format_message") else e)
+        ctx = getattr(e, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        if message:  # empty when the help was shown for a bare `rnnstab`
+            note(f"Error: {message}{where}")
+        return int(getattr(e, "exit_code", EXIT_USAGE))
     except RnnstabError as e:
         note(f"Error: {one_line(e)}")
         return e.exit_code
@@ -50,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         note(f"Error: out of memory: {detail}")
         return EXIT_USAGE
     return 0
+
+
+def _exit_code(code: int) -> int:
+    if code == EXIT_INTERRUPTED and not _noted_interrupt():
+        note("Interrupted.")  # Typer turns Ctrl-C into a silent exit 130
+    return code
 
 
 def _noted_interrupt() -> bool:
