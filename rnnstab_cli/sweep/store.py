@@ -121,7 +121,10 @@ def _text(name: str, value: object, *, nullable: bool = False) -> Any:
 
 
 def _json_object(name: str, value: object) -> dict[str, Any]:
-    data = json.loads(_text(name, value))
+    try:
+        data = json.loads(_text(name, value))
+    except json.JSONDecodeError as e:
+        raise FieldError(f"{name} is not JSON ({e})") from None
     if not isinstance(data, dict):
         raise FieldError(f"{name} must be a JSON object, got {type(data).__name__}")
     return data

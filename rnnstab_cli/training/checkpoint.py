@@ -403,9 +403,11 @@ def config_in_state(
 ) -> ConfigT:
     """The config that ``state.json`` (``state``, read from ``d``) records, read back by the
     config class's ``from_dict``; CheckpointError when it is missing or no longer valid."""
+    if not isinstance(state.get("config"), Mapping):
+        raise damaged(d, f"{STATE_FILE} has no usable config (not an object)")
     try:
         return from_dict(state["config"], source=f"{d / STATE_FILE}")
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, AttributeError) as e:
         raise damaged(d, f"{STATE_FILE} has no usable config ({e})") from None
     except RnnstabError as e:
         raise CheckpointError(f"checkpoint {str(d)!r} has an incompatible config: {e}") from None
