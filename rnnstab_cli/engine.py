@@ -38,6 +38,11 @@ PARAM_NAMES = ("W_rec", "W_in", "b", "W_out", "b_out", "x0")
 #: The most engine threads a trainer or a call may use (the engine refuses more).
 MAX_THREADS: int = int(getattr(_engine, "MAX_THREADS", 256))
 
+#: The smallest factor the "shrink" policy multiplies W_rec by: the authors' 1 − 0.02·lr holds
+#: down to it (lr ≤ 25); above, W_rec halves. Unbounded, the factor is negative for lr > 50
+#: and larger than 1 in size for lr > 100, and repeated shrinks would grow W_rec to ±inf.
+SHRINK_FLOOR: float = float(getattr(_engine, "SHRINK_FLOOR", 0.5))
+
 #: Non-zero incoming recurrent weights per unit in the authors' sparse initialisation.
 SPARSE_CONNECTIONS = 15
 #: Spectral radius the sparse initialisation is rescaled to (the authors' code).
