@@ -81,6 +81,13 @@ _MAT_READ_ERRORS = (
     KeyError,
     zlib.error,
     struct.error,
+    # Found by tests/fuzz_loaders.py on damaged files: scipy's reader fails inside its own
+    # code on some headers, or allocates what a header declares.
+    UnboundLocalError,
+    AttributeError,
+    MemoryError,
+    OverflowError,
+    RecursionError,
 )
 # Everything the C unpickler raises on damaged input (DataError from find_class is not here, so
 # it propagates with its own message).
@@ -94,6 +101,10 @@ _PICKLE_READ_ERRORS = (
     KeyError,
     struct.error,
     RecursionError,
+    # A few bytes can declare a string or frame of gigabytes (found by tests/fuzz_loaders.py):
+    # the unpickler's allocation fails before it finds the file too short.
+    MemoryError,
+    OverflowError,
 )
 
 

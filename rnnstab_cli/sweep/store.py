@@ -104,12 +104,20 @@ def _reading(method: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except (sqlite3.Error, FieldError, json.JSONDecodeError, RecursionError) as e:
+        except (sqlite3.Error, FieldError, json.JSONDecodeError, RecursionError, UnicodeError) as e:
             store = args[0]
             path = getattr(store, "path", "?")
-            raise CheckpointError(f"result store {str(path)!r} is damaged: {e}") from None
+            raise CheckpointError(f"result store {str(path)!r} is damaged: {_brief(e)}") from None
 
     return wrapper
+
+
+def _brief(error: BaseException, limit: int = 160) -> str:
+    """An error's text on one printable line of at most ``limit`` characters: SQLite quotes
+    the undecodable bytes of a damaged row in its message."""
+    text = " ".join(str(error).split())
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _text(name: str, value: object, *, nullable: bool = False) -> Any:
@@ -253,9 +261,9 @@ class ResultStore:
                         conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeError) as e:
             conn.close()
-            raise CheckpointError(f"result store {str(p)!r} is not usable: {e}") from None
+            raise CheckpointError(f"result store {str(p)!r} is not usable: {_brief(e)}") from None
         except BaseException:
             conn.close()
             raise
@@ -281,9 +289,11 @@ class ResultStore:
         store = cls(p, conn)
         try:
             store._check_identity(allow_new=False)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeError) as e:  # text a damaged file no longer decodes
             conn.close()
-            raise CheckpointError(f"{str(p)!r} is not an rnnstab result store: {e}") from None
+            raise CheckpointError(
+                f"{str(p)!r} is not an rnnstab result store: {_brief(e)}"
+            ) from None
         except BaseException:
             conn.close()
             raise
