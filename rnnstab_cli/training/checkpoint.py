@@ -103,6 +103,10 @@ def fields_from_json(
     unknown = sorted(str(k) for k in data if k not in names)
     if unknown:
         raise FieldError(f"{where} has an unknown field {unknown[0]!r}")
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and f.name not in data:
+            raise FieldError(f"{where}.{f.name} is missing")
     values: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{where}.{key}"
