@@ -88,7 +88,8 @@ CONFIG_KEYS: Final[dict[str, str]] = {
     "alpha": "weight α of the Ω regulariser (used by sgd-cr)",
     "omega_form": "norm (eq. 9) | squared (the authors' code)",
     "time_reduction": "sum | mean of the cost over time steps",
-    "nonfinite": "skip | shrink | error: what a NaN/inf gradient does",
+    "nonfinite": "skip | shrink | error: what a NaN/inf gradient (or an update that would "
+    "overflow the weights) does; shrink scales W_rec by 1 − 0.02·lr, bounded to [0.5, 1]",
     "batch": "sequences per update",
     "seed": "random seed (initialisation, training data, test data)",
     "max_updates": "update budget",
