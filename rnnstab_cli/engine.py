@@ -24,6 +24,7 @@ import numpy as np
 
 from rnnstab_cli import _engine
 from rnnstab_cli.errors import UsageError
+from rnnstab_cli.resources import require
 
 Params = dict[str, np.ndarray]
 
@@ -191,6 +192,12 @@ def init_params(
     if not np.isfinite(scale) or scale < 0:
         raise UsageError(f"scale must be finite and ≥ 0, got {scale}")
     dt = _dtype(dtype)
+    # W_rec is drawn in float64 and then converted: two (H, H) arrays at once.
+    require(
+        8 * 2 * n_hidden * (n_hidden + n_in + n_out + 2),
+        f"init_params (n_hidden {n_hidden})",
+        "use fewer hidden units",
+    )
     rng = np.random.default_rng(seed)
     h = n_hidden
     if init == "normal":

@@ -1270,6 +1270,7 @@ API: list[tuple[str, Callable[[], Any], str]] = [
     ("init-hidden-negative", lambda: engine.init_params(3, -4, 2), "n_hidden"),
     ("init-hidden-string", lambda: engine.init_params(3, "8", 2), "n_hidden"),  # type: ignore[arg-type]
     ("init-in-0", lambda: engine.init_params(0, 4, 2), "n_in"),
+    ("init-hidden-huge", lambda: engine.init_params(3, 100_000_000, 2), "n_hidden 100000000"),
     ("init-out-float", lambda: engine.init_params(3, 4, 2.5), "n_out"),  # type: ignore[arg-type]
     ("init-name", lambda: engine.init_params(3, 4, 2, init="xavier"), "init"),
     ("init-scale-negative", lambda: engine.init_params(3, 4, 2, scale=-1), "scale"),
@@ -1357,6 +1358,28 @@ def test_bad_api_argument_is_a_value_or_type_error_naming_it(
     message = str(info.value)
     assert names in message, message
     assert "\n" not in message, message
+
+
+def test_more_threads_than_cores_is_said_at_once(capfd: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    threads = str(2 * (os.cpu_count() or 1))
+    argv = train(
+        "--len",
+        "12",
+        "--hidden",
+        "4",
+        "--max-updates",
+        "2",
+        "--eval-every",
+        "2",
+        "--threads",
+        threads,
+        *QUICK,
+    )
+    assert main(argv) == 10
+    first = capfd.readouterr().err.splitlines()[0]
+    assert first.startswith(f"note: --threads {threads} is more than the")
 
 
 def test_usage_error_is_a_value_error() -> None:

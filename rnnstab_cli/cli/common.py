@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any, Final
@@ -26,6 +27,16 @@ def emit_json(record: Mapping[str, Any]) -> None:
     """One JSON object per line on stdout, flushed so `| jq` sees it at once."""
     sys.stdout.write(json.dumps(record, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def warn_threads(threads: int | None) -> None:
+    """Say at once when more engine threads were asked for than there are cores: every join
+    then waits for threads that share a core, and updates get slower, not faster."""
+    cores = os.cpu_count() or 1
+    if threads is not None and threads > cores:
+        note(
+            f"note: --threads {threads} is more than the {cores} cores here; updates will be slower"
+        )
 
 
 def note(message: str) -> None:

@@ -25,6 +25,7 @@ from rnnstab_cli.cli.common import (
     EXIT_OK,
     emit_json,
     note_interrupt,
+    warn_threads,
 )
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.taskgen import SOLVED_ERROR_RATE
@@ -198,6 +199,7 @@ def _train_natural(
     cfg: NaturalConfig, out: Path | None, resume: bool, json_lines: bool, quiet: bool
 ) -> None:
     """Run a natural task; exit 0 at its end (there is no "solved" notion)."""
+    warn_threads(cfg.threads)
 
     def on_epoch(record: EpochRecord) -> None:
         if json_lines:
@@ -459,6 +461,8 @@ def train(
         out = resume
     else:
         cfg = resolve_config(flags, config)
+
+    warn_threads(cfg.threads)
 
     def on_eval(record: EvalRecord) -> None:
         if json_lines:
