@@ -319,6 +319,10 @@ CLI_VALUES = [
         "nosuch",
     ),
     case("figure-kind", ["figure", "mandelbrot"], USAGE, "mandelbrot"),
+    case("figure-steps", ["figure", "error-surface", "--steps", "1000000000"], USAGE, "--steps"),
+    case("figure-grid", ["figure", "error-surface", "--grid", "100000"], USAGE, "--grid"),
+    case("figure-lr", ["figure", "error-surface", "--lr", "inf"], USAGE, "lr"),
+    case("figure-w", ["figure", "bifurcation", "--w", "nan"], USAGE, "w must be finite"),
     case(
         "figure-spectrum-missing",
         ["figure", "spectrum", "/nonexistent/ck", "-o", "s.png"],

@@ -47,6 +47,7 @@ from rnnstab_cli.datasets.common import (
     require_file,
 )
 from rnnstab_cli.errors import DataError
+from rnnstab_cli.resources import address_space_cap
 
 N_NOTES = 88
 """Columns of a piano roll: the 88 piano keys."""
@@ -55,9 +56,9 @@ LOWEST_NOTE = 21
 HIGHEST_NOTE = LOWEST_NOTE + N_NOTES - 1
 
 MAX_STEPS = 4_000_000
-"""The most time steps a data set may hold, all splits together: 1.4 GB of float32 rolls, 40
-times the largest of the four real sets. A pickle can reference one long list many times at
-no cost in bytes, so the count is checked before any roll is built."""
+"""The most time steps a data set may hold, all splits together: 1.4 GB of float32 rolls, about
+ten times the largest of the four real sets (MuseData). A pickle can reference one long list
+many times at no cost in bytes, so the count is checked before any roll is built."""
 MAX_NOTES_PER_STEP = 4 * N_NOTES
 """The most note entries one time step may list (there are 88 keys; repeats are harmless)."""
 
@@ -157,9 +158,17 @@ def load_music(path: PathLike) -> MusicData:
 # MATLAB files
 
 
+#: What reading one MAT or pickle file may map beyond what the process had: room for the
+#: largest real set (MuseData, a few hundred MB as float32 rolls) several times over.
+PARSE_BYTES = 2 << 30
+
+
 def _load_mat(p: Path) -> MusicData:
     try:
-        mat = scipy.io.loadmat(p)
+        # A damaged header can declare gigabytes in a few bytes (found by the fuzz target):
+        # scipy allocates them before finding the file too short.
+        with address_space_cap(PARSE_BYTES):
+            mat = scipy.io.loadmat(p)
     except _MAT_READ_ERRORS as exc:
         raise DataError(f"{p} is not {_MAT_WHAT} (scipy: {one_line(exc)})") from exc
     missing = [v for v in _MAT_VARS.values() if v not in mat]
@@ -262,7 +271,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def _load_pickle(p: Path) -> MusicData:
     raw = read_bytes(p, _PICKLE_WHAT)
     try:
-        obj = _RestrictedUnpickler(io.BytesIO(raw), p).load()
+        with address_space_cap(PARSE_BYTES):
+            obj = _RestrictedUnpickler(io.BytesIO(raw), p).load()
     except _PICKLE_READ_ERRORS as exc:
         raise DataError(f"{p} is not {_PICKLE_WHAT} (unpickling failed: {one_line(exc)})") from exc
     if not isinstance(obj, dict):
