@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -20,7 +19,7 @@ from rnnstab_cli.cli.common import emit_json
 from rnnstab_cli.errors import CheckpointError, UsageError
 from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, TEST_SEQUENCES
 from rnnstab_cli.training.checkpoint import load_checkpoint, read_state
-from rnnstab_cli.training.evaluate import STREAM_EVAL_COMMAND, measure_error
+from rnnstab_cli.training.evaluate import eval_command_rng, measure_error
 from rnnstab_cli.training.natural import (
     is_natural_checkpoint,
     load_natural_checkpoint,
@@ -118,7 +117,7 @@ def eval_command(
             task,
             length=length,
             sequences=n,
-            rng=np.random.default_rng([seed, STREAM_EVAL_COMMAND, length]),
+            rng=eval_command_rng(seed, length),
             activation=cfg.activation,
             threads=threads or None,
         )
