@@ -10,8 +10,11 @@ Errors the user can fix (:class:`~rnnstab_cli.errors.RnnstabError`) are printed 
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 
 from rnnstab_cli.cli.common import EXIT_INTERRUPTED, note, one_line
 from rnnstab_cli.errors import RnnstabError
@@ -25,6 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # command is still reported through the handlers below.
     from rnnstab_cli.cli.app import app
 
+    # SIGTERM (`kill PID`, a batch scheduler ending a job) stops a command as Ctrl-C does: a
+    # run saves its checkpoint, a sweep or campaign stores what finished. It also stops a
+    # command started in the background by a script, where the shell ignores SIGINT for it.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         app(args=list(argv) if argv is not None else None, prog_name="rnnstab")
     except SystemExit as e:  # typer always ends with sys.exit in standalone mode
@@ -44,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         note("Interrupted.")
         return EXIT_INTERRUPTED
     return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _noted_interrupt() -> bool:

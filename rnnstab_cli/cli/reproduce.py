@@ -18,7 +18,7 @@ import typer
 
 from rnnstab_cli.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, emit_json, note, note_interrupt
 from rnnstab_cli.errors import UsageError
-from rnnstab_cli.reproduce.studies import SECTIONS, SYNTHETIC_SECTIONS
+from rnnstab_cli.reproduce.studies import SECTIONS
 
 REPRODUCE_HELP = "\n\n".join(
     [
@@ -67,6 +67,13 @@ def reproduce_command(
         str | None,
         typer.Option("--address", help="Ray cluster HOST:PORT or 'auto' (with --backend ray)."),
     ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="music, ptb: the data folder (polyphonic/, ptb_char/; default $RNNSTAB_DATA).",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what is stored and what would run; run nothing.")
     ] = False,
@@ -99,8 +106,7 @@ def reproduce_command(
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
     sections = list(SECTIONS) if section == "all" else [section]
-    natural = [s for s in sections if s not in SYNTHETIC_SECTIONS]
-    _run(directory, sections, natural, jobs, backend, address, dry_run, json_lines, quiet)
+    _run(directory, sections, data, jobs, backend, address, dry_run, json_lines, quiet)
 
 
 def _report(root: Path, json_lines: bool) -> None:
@@ -118,7 +124,7 @@ def _report(root: Path, json_lines: bool) -> None:
 def _run(
     root: Path,
     sections: list[str],
-    natural: list[str],
+    data: Path | None,
     jobs: int | None,
     backend: str,
     address: str | None,
@@ -132,15 +138,12 @@ def _run(
         from rnnstab_cli.sweep.ray_backend import _import_ray
 
         _import_ray(private=address is None)
-    with Campaign(root, sections, create=not dry_run) as campaign:
-        if natural:
-            note(
-                f"note: {', '.join(natural)}: the natural tasks are not part of the campaign yet; "
-                "train them with `rnnstab train --task music|ptb-char` (see the report)"
-            )
+    with Campaign(
+        root, sections, create=not dry_run, data=None if data is None else str(data)
+    ) as campaign:
         if dry_run:
-            planned = campaign.replan()
-            missing = campaign.missing()
+            planned = [*campaign.replan(), *campaign._natural]
+            missing = [*campaign.missing(), *campaign.missing_natural()]
             left = campaign.estimate_left()
             print(
                 f"{len(planned) - len(missing)} of {len(planned)} planned runs stored; "
@@ -208,8 +211,8 @@ class _Display:
 
     def _status(self) -> tuple[int, int, float, float | None]:
         c = self.campaign
-        planned = len(c._planned)
-        done = planned - len(c.missing()) - len(c._in_flight)
+        planned = len(c._planned) + len(c._natural)
+        done = planned - len(c.missing()) - len(c.missing_natural()) - len(c._in_flight)
         return done, planned, c.core_seconds(), c.estimate_left()
 
     def start(self, campaign: Any) -> None:
@@ -218,7 +221,7 @@ class _Display:
             return
         done, planned, spent, left = self._status()
         note(
-            f"rnnstab reproduce {', '.join(campaign.sections)} in {campaign.root}: {done} of "
+            f"rnnstab reproduce {', '.join(campaign.all_sections)} in {campaign.root}: {done} of "
             f"{planned} planned runs stored, {_hours(spent)} core-hours spent, at most "
             f"{_hours(left)} core-hours left"
         )
@@ -242,17 +245,23 @@ class _Display:
             self.bar.start()
 
     def run(self, p: Any, row: dict[str, Any]) -> None:
+        from rnnstab_cli.reproduce.natural import NaturalPlanned
+
+        natural = isinstance(p, NaturalPlanned)
+        name = p.preset if natural else p.study.name
+        what = p.method if natural else p.run.describe()
         if self.json_lines:
             emit_json(
                 {
                     "event": "run",
-                    "study": p.study.name,
+                    "study": name,
                     "run_id": p.run_id,
-                    "point": dict(p.run.point),
+                    "point": {"method": p.method} if natural else dict(p.run.point),
                     "outcome": row["outcome"],
                     "updates": row["updates"],
                     "wall_time": row["wall_time"],
-                    "test_error": row["test_error"],
+                    "test_error": row.get("test_error"),
+                    "test": row.get("test"),
                     "run_dir": row["run_dir"],
                 }
             )
@@ -261,7 +270,7 @@ class _Display:
             return
         done, planned, spent, left = self._status()
         line = (
-            f"{row['outcome']:>8} {p.study.name} {p.run.describe()}: "
+            f"{row['outcome']:>8} {name} {what}: "
             f"{row['updates'] or 0:,} updates, {(row['wall_time'] or 0):.0f} s · "
             f"{done}/{planned} runs, {_hours(spent)} core-h, ≤ {_hours(left)} core-h left"
         )

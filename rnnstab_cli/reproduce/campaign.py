@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from rnnstab_cli import __version__
 from rnnstab_cli.errors import CheckpointError, UsageError
+from rnnstab_cli.reproduce.natural import NaturalPlanned, NaturalStore, plan_natural
 from rnnstab_cli.reproduce.scores import ScoreStore, score_run
 from rnnstab_cli.reproduce.studies import (
     FIG7_FIRST_SEEDS,
@@ -94,6 +95,11 @@ class CampaignRun:
         return c.max_updates * (c.length.lo + c.length.hi) / 2 * c.hidden * (c.hidden + 1)
 
 
+#: What the scheduler tells its caller about each stored run (a synthetic or a natural one)
+#: with its store row.
+OnRun = Callable[["CampaignRun | NaturalPlanned", dict[str, Any]], None]
+
+
 def _expand(study: Study) -> list[CampaignRun]:
     return [CampaignRun(study, r) for r in expand(study.spec)]
 
@@ -138,8 +144,13 @@ def plan_campaign(
     planned = [r for s in studies if s.name in wanted for r in _expand(s)]
     if "fig7" in sections:
         budgets = fig7_budgets(rows_of("fig7"), planned)
-        seeds = sorted({p.run.config.seed for p in _fig7_sgd_cr(planned)})
-        planned += [r for s in fig7_baseline_studies(budgets, seeds) for r in _expand(s)]
+        cr = _fig7_sgd_cr(planned)
+        if cr:
+            seeds = sorted({p.run.config.seed for p in cr})
+            template = cr[0].study.spec
+            planned += [
+                r for s in fig7_baseline_studies(budgets, seeds, template) for r in _expand(s)
+            ]
     return planned
 
 
@@ -288,16 +299,28 @@ class Progress:
 class Campaign:
     """An open campaign directory, ready to run ``sections``."""
 
-    def __init__(self, root: Path, sections: Sequence[str], *, create: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        sections: Sequence[str],
+        *,
+        create: bool = True,
+        data: str | None = None,
+    ) -> None:
         for s in sections:
             if s not in SECTIONS:
                 raise UsageError(f"unknown section {s!r}; expected one of: {', '.join(SECTIONS)}")
         check_campaign_dir(root, create=create)
         self.root = root
+        self.all_sections = list(sections)
         self.sections = [s for s in sections if s in SYNTHETIC_SECTIONS]
+        self.natural_sections = [s for s in sections if s not in SYNTHETIC_SECTIONS]
+        self.data = data
+        self._natural: dict[str, NaturalPlanned] = {}
+        self._natural_stores: dict[str, NaturalStore] = {}
         self._stores: dict[str, ResultStore] = {}
         self._scores: ScoreStore | None = None
-        self._in_flight: dict[str, CampaignRun] = {}
+        self._in_flight: dict[str, CampaignRun | NaturalPlanned] = {}
         self._stored: set[str] = set()
         self._planned: dict[str, CampaignRun] = {}
         self.progress = Progress()
@@ -316,10 +339,20 @@ class Campaign:
     def rows(self, section: str) -> list[RunRow]:
         return self.store(section).runs()
 
+    def natural_store(self, section: str) -> NaturalStore:
+        if section not in self._natural_stores:
+            store = NaturalStore.open(self.section_dir(section) / STORE_FILE)
+            assert store is not None  # opened for writing: never None
+            self._natural_stores[section] = store
+        return self._natural_stores[section]
+
     def close(self) -> None:
         for s in self._stores.values():
             s.close()
         self._stores.clear()
+        for n in self._natural_stores.values():
+            n.close()
+        self._natural_stores.clear()
         if self._scores is not None:
             self._scores.close()
             self._scores = None
@@ -344,7 +377,22 @@ class Campaign:
         self._stored = set()
         for home in self._homes():
             self._stored |= set(self.store(home).stored_outcomes())
+        self._natural = {n.run_id: n for n in plan_natural(self.natural_sections, self.data)}
+        for section in self.natural_sections:
+            self._stored |= self.natural_store(section).ids()
         return planned
+
+    def check_data(self) -> None:
+        """Load each natural data set once now: a missing or malformed file is said before any
+        run starts (exit 3), not hours into a campaign."""
+        from rnnstab_cli.training.natural import load_natural_data
+
+        seen: set[tuple[str, str | None]] = set()
+        for n in self._natural.values():
+            key = (n.config.dataset, n.config.data)
+            if key not in seen:
+                seen.add(key)
+                load_natural_data(n.config)
 
     def register(self) -> None:
         """Record each planned study in its store (the store says which grids it holds)."""
@@ -373,29 +421,47 @@ class Campaign:
         ]
         return sorted(todo, key=lambda p: (p.study.priority, p.cost(), p.run.index))
 
+    def missing_natural(self) -> list[NaturalPlanned]:
+        """Natural runs neither stored nor running, in the tables' order."""
+        return [
+            n
+            for rid, n in self._natural.items()
+            if rid not in self._stored and rid not in self._in_flight
+        ]
+
     def run_dir(self, p: CampaignRun) -> Path:
         return self.section_dir(p.study.section) / RUNS_DIR / trajectory_id(p.run)
 
     # -- the scheduler's two callbacks ---------------------------------------------------------
 
     def next_task(self, backend_name: str) -> RunTask | None:
+        """The next run to start: synthetic ones first (minutes each), then the natural
+        tasks (hours each)."""
         todo = self.missing()
         if not todo:
-            return None
+            natural = self.missing_natural()
+            if not natural:
+                return None
+            n = natural[0]
+            self._in_flight[n.run_id] = n
+            run_dir = self.section_dir(n.section) / RUNS_DIR / n.run_id
+            return RunTask(
+                n.run_id, n.config.to_dict(), str(run_dir.resolve()), backend_name, "natural"
+            )
         p = todo[0]
         self._in_flight[p.run_id] = p
         return RunTask(
             p.run_id, p.run.config.to_dict(), str(self.run_dir(p).resolve()), backend_name
         )
 
-    def on_result(
-        self,
-        result: Mapping[str, Any],
-        on_run: Callable[[CampaignRun, dict[str, Any]], None] | None,
-    ) -> None:
-        p = self._in_flight.pop(result["run_id"])
+    def on_result(self, result: Mapping[str, Any], on_run: OnRun | None) -> None:
+        flying = self._in_flight.pop(result["run_id"])
         if result["outcome"] == INTERRUPTED:
             return
+        if isinstance(flying, NaturalPlanned):
+            self._on_natural(flying, result, on_run)
+            return
+        p = flying
         row = run_row(p.run, result)
         # Paths relative to the section, so the directory can move (a clone, another machine).
         rel = self.run_dir(p).relative_to(self.section_dir(p.study.section))
@@ -419,6 +485,26 @@ class Campaign:
             self.register()
         if on_run is not None:
             on_run(p, row)
+
+    def _on_natural(
+        self, n: NaturalPlanned, result: Mapping[str, Any], on_run: OnRun | None
+    ) -> None:
+        pr = self.progress
+        if result["outcome"] == "failed":
+            # Not stored: a natural run's failure (a data error, divergence under
+            # nonfinite = "error") is said and the run is tried again next time.
+            pr.failed += 1
+            pr.notes.append(f"natural run {n.describe()} failed: {result.get('error')}")
+            return
+        row = {**result, "run_dir": f"{RUNS_DIR}/{n.run_id}"}
+        if not self.natural_store(n.section).record(n, row):
+            return
+        self._stored.add(n.run_id)
+        pr.ran += 1
+        pr.core_seconds += float(result.get("wall_time") or 0.0)
+        self._touch_session()
+        if on_run is not None:
+            on_run(n, dict(row))
 
     # -- generalisation scores ----------------------------------------------------------------
 
@@ -446,7 +532,7 @@ class Campaign:
         self._session = {
             "started": utc_now(),
             "ended": utc_now(),
-            "sections": list(self.sections),
+            "sections": list(self.all_sections),
             "rnnstab": __version__,
             "commit": git_commit(),
             "machine": machine_facts(),
@@ -466,7 +552,11 @@ class Campaign:
         _write_json_atomic(self.root / CAMPAIGN_FILE, data)
 
     def core_seconds(self) -> float:
-        return sum(r.wall_time or 0.0 for home in self._homes() for r in self.rows(home))
+        synthetic = sum(r.wall_time or 0.0 for home in self._homes() for r in self.rows(home))
+        natural = sum(
+            r.wall_time for s in self.natural_sections for r in self.natural_store(s).rows()
+        )
+        return synthetic + natural
 
     def estimate_left(self) -> float | None:
         """Core-seconds the missing runs take at most (each to its whole budget), from the
@@ -482,7 +572,7 @@ class Campaign:
         work = sum(p.cost() / p.run.config.max_updates * (r.updates or 0) for r, p in done)
         pace = sum(r.wall_time or 0.0 for r, _ in done) / work if work else 0.0
         return pace * sum(p.cost() for p in self.missing()) + pace * sum(
-            p.cost() for p in self._in_flight.values()
+            p.cost() for p in self._in_flight.values() if isinstance(p, CampaignRun)
         )
 
 
@@ -507,9 +597,6 @@ def compact_metrics(path: Path) -> None:
     os.replace(tmp, path)
 
 
-OnRun = Callable[[CampaignRun, dict[str, Any]], None]
-
-
 def run_campaign(
     campaign: Campaign,
     *,
@@ -530,6 +617,7 @@ def run_campaign(
     if jobs < 1:
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
     campaign.replan()
+    campaign.check_data()
     campaign.register()
     campaign.score_missing()  # a kill between storing a run and scoring it
     pr = campaign.progress

@@ -24,8 +24,9 @@ from rnnstab_cli.reproduce.campaign import (
     plan_campaign,
     read_campaign_file,
 )
+from rnnstab_cli.reproduce.natural import NATURAL_STUDIES, NaturalRow, NaturalStore
 from rnnstab_cli.reproduce.scores import Score, ScoreStore
-from rnnstab_cli.reproduce.studies import FIG7_FIRST_SEEDS, GENERALISATION_LENGTHS, SECTIONS
+from rnnstab_cli.reproduce.studies import FIG7_FIRST_SEEDS, SECTIONS
 from rnnstab_cli.sweep.store import ResultStore, RunRow
 from rnnstab_cli.taskgen import SOLVED_ERROR_RATE
 
@@ -65,6 +66,7 @@ class Evidence:
     rows: dict[str, list[RunRow]]  # section → stored runs
     planned: list[CampaignRun]
     scores: dict[str, dict[int, Score]]  # run id → length → score
+    natural: dict[str, list[NaturalRow]]  # section → natural runs
 
     def row(self, run_id: str) -> RunRow | None:
         for rows in self.rows.values():
@@ -76,7 +78,7 @@ class Evidence:
     def study_runs(self, match: Callable[[str], bool]) -> list[tuple[CampaignRun, RunRow | None]]:
         return [(p, self.row(p.run_id)) for p in self.planned if match(p.study.name)]
 
-    def session_of(self, row: RunRow) -> dict[str, Any] | None:
+    def session_of(self, row: RunRow | NaturalRow) -> dict[str, Any] | None:
         """The session that stored ``row`` (its ``finished`` time within the session's span)."""
         for s in self.sessions:
             if str(s.get("started", "")) <= row.finished <= str(s.get("ended", "")):
@@ -107,7 +109,15 @@ def read_evidence(root: Path) -> Evidence:
                         scores[p.run_id] = store.of(p.run_id)
             finally:
                 store.close()
-    return Evidence(root, data["sessions"], rows, planned, scores)
+    natural: dict[str, list[NaturalRow]] = {}
+    for section in NATURAL_STUDIES:
+        nstore = NaturalStore.open(root / section / STORE_FILE, readonly=True)
+        if nstore is not None:
+            try:
+                natural[section] = nstore.rows()
+            finally:
+                nstore.close()
+    return Evidence(root, data["sessions"], rows, planned, scores, natural)
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +141,7 @@ def _hours(rows: Sequence[RunRow]) -> str:
     return f"{sum(r.wall_time or 0.0 for r in rows) / 3600:.2f}"
 
 
-def _provenance(ev: Evidence, rows: Sequence[RunRow]) -> tuple[str, str]:
+def _provenance(ev: Evidence, rows: Sequence[RunRow | NaturalRow]) -> tuple[str, str]:
     machines, commits = set(), set()
     for r in rows:
         s = ev.session_of(r)
@@ -151,6 +161,16 @@ def _solve_stats(rows: Sequence[RunRow]) -> str:
         return "—"
     med = statistics.median(ups)
     return f"median {med:,.0f} ({ups[0]:,}–{ups[-1]:,})"
+
+
+def _budget(pairs: Sequence[tuple[CampaignRun, RunRow | None]]) -> str:
+    budgets = sorted({p.run.config.max_updates for p, _ in pairs})
+    if not budgets:
+        return "—"
+    shown = (
+        _count(budgets[0]) if len(budgets) == 1 else f"{_count(budgets[0])}–{_count(budgets[-1])}"
+    )
+    return f"{shown} updates per run"
 
 
 def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
@@ -321,15 +341,19 @@ def _fig7_figure(ev: Evidence, rows: Sequence[RunRow]) -> bool:
 # Generalisation and the appendix's tasks
 # --------------------------------------------------------------------------------------------
 
-_GEN_TASKS: Final[tuple[str, ...]] = ("temporal-order", "addition", "multiplication")
-
 
 def _generalisation(ev: Evidence) -> tuple[list[Claim], list[str]]:
     claims: list[Claim] = []
-    header = ["task", "seed", "outcome", "updates"] + [f"len {n}" for n in GENERALISATION_LENGTHS]
+    scored = sorted({n for p in ev.planned for n in p.study.score_lengths})
+    header = ["task", "seed", "outcome", "updates"] + [f"len {n}" for n in scored]
     body: list[list[str]] = []
-    for task in _GEN_TASKS:
-        pairs = ev.study_runs(lambda n, t=task: n == f"generalisation-{t}")
+    studies = sorted(
+        {p.study.name: p.study for p in ev.planned if p.study.score_lengths}.values(),
+        key=lambda s: s.priority,
+    )
+    for study in studies:
+        task = study.spec.preset or study.name
+        pairs = ev.study_runs(lambda n, s=study.name: n == s)
         models = []
         for p, r in pairs:
             if r is None:
@@ -337,7 +361,7 @@ def _generalisation(ev: Evidence) -> tuple[list[Claim], list[str]]:
             sc = ev.scores.get(p.run_id, {})
             body.append(
                 [task, str(p.run.config.seed), r.outcome, _count(r.updates or 0)]
-                + [_err(sc[n].error_rate) if n in sc else "—" for n in GENERALISATION_LENGTHS]
+                + [_err(sc[n].error_rate) if n in sc else "—" for n in scored]
             )
             if r.solved and 400 in sc:
                 models.append(sc[400].error_rate)
@@ -361,11 +385,11 @@ def _generalisation(ev: Evidence) -> tuple[list[Claim], list[str]]:
             _claim(
                 ev,
                 "generalisation",
-                f"{task}: one model for 50–200 generalises to 400",
+                study.claim,
                 "< 1% error up to length 400",
                 measured,
                 pairs,
-                "1,000,000 updates per run",
+                _budget(pairs),
                 verdict,
             )
         )
@@ -439,7 +463,7 @@ def _tasks(ev: Evidence) -> tuple[list[Claim], list[str]]:
                 paper,
                 measured,
                 pairs,
-                "1,000,000 updates per run",
+                _budget(pairs),
                 verdict,
             )
         )
@@ -450,39 +474,75 @@ def _tasks(ev: Evidence) -> tuple[list[Claim], list[str]]:
 # Tables 1 and 2 (natural tasks)
 # --------------------------------------------------------------------------------------------
 
-_TABLE1: Final[tuple[tuple[str, str], ...]] = (
-    ("Piano-midi.de", "train 6.87 / 6.81 / 7.01, test 7.56 / 7.53 / 7.46"),
-    ("Nottingham", "train 3.67 / 3.21 / 3.24, test 3.80 / 3.48 / 3.46"),
-    ("MuseData", "train 8.25 / 6.54 / 6.51, test 7.11 / 7.00 / 6.99"),
-)
-_TABLE2: Final[tuple[tuple[str, str], ...]] = (
-    ("next character", "train 1.46 / 1.34 / 1.36, test 1.50 / 1.42 / 1.41"),
-    ("5 characters ahead", "train – / 3.76 / 3.70, test – / 3.89 / 3.74"),
-)
+#: The paper's figures, SGD / SGD+C / SGD+CR (None: not in the paper), (train, test).
+_PAPER: Final[dict[str, tuple[str, str, tuple[float | None, ...], tuple[float | None, ...]]]] = {
+    # preset: (table, data set, train, test)
+    "music-piano-midi": ("Table 1", "Piano-midi.de", (6.87, 6.81, 7.01), (7.56, 7.53, 7.46)),
+    "music-nottingham": ("Table 1", "Nottingham", (3.67, 3.21, 3.24), (3.80, 3.48, 3.46)),
+    "music-musedata": ("Table 1", "MuseData", (8.25, 6.54, 6.51), (7.11, 7.00, 6.99)),
+    "ptb-char": ("Table 2", "next character", (1.46, 1.34, 1.36), (1.50, 1.42, 1.41)),
+    "ptb-char-5ahead": ("Table 2", "5 characters ahead", (None, 3.76, 3.70), (None, 3.89, 3.74)),
+}
+_METHODS: Final[tuple[str, ...]] = ("sgd", "sgd-c", "sgd-cr")
+#: A measured figure within this fraction above the paper's counts as reproducing it.
+NATURAL_TOLERANCE: Final[float] = 0.05
 
 
-def _natural(ev: Evidence) -> list[Claim]:
+def _three(values: Sequence[float | None]) -> str:
+    return " / ".join("–" if v is None else f"{v:.2f}" for v in values)
+
+
+def _natural(ev: Evidence) -> tuple[list[Claim], list[str]]:
     claims = []
-    for section, table, unit, rows in (
-        ("music", "Table 1", "NLL per time step", _TABLE1),
-        ("ptb", "Table 2", "bits per character", _TABLE2),
-    ):
-        for name, paper in rows:
+    body: list[list[str]] = []
+    for section in ("music", "ptb"):
+        rows = {(r.preset, r.method): r for r in ev.natural.get(section, [])}
+        for preset, methods in NATURAL_STUDIES[section]:
+            table, name, p_train, p_test = _PAPER[preset]
+            got = [rows.get((preset, m)) for m in _METHODS]
+            wanted = [rows.get((preset, m)) for m in methods]
+            m_train = [None if r is None else r.train for r in got]
+            m_test = [None if r is None else r.test for r in got]
+            for r in got:
+                if r is not None:
+                    body.append([
+                        f"{table}: {name}", r.method, r.outcome, str(r.epochs),
+                        str(r.best_epoch), _count(r.updates), _fmt(r.train), _fmt(r.valid),
+                        _fmt(r.test), f"{r.wall_time / 3600:.2f}",
+                    ])  # fmt: skip
+            if any(r is None for r in wanted):
+                verdict = "pending"
+            else:
+                pairs = [(m, p) for m, p in zip(m_test, p_test, strict=True) if p is not None]
+                close = all(m is not None and m <= p * (1 + NATURAL_TOLERANCE) for m, p in pairs)
+                sgd_best = m_test[0] is not None and all(
+                    m is not None and m_test[0] < m for m in m_test[1:]
+                )
+                verdict = "reproduced" if close else "not reproduced" if sgd_best else "partly"
+            unit = "NLL per time step" if section == "music" else "bits per character"
+            done = [r for r in wanted if r is not None]
+            machine, commit = ("—", "—")
             claims.append(
                 Claim(
                     section,
                     f"{table}: {name}, SGD / SGD+C / SGD+CR ({unit})",
-                    paper,
-                    "not run yet",
-                    "—",
-                    "to convergence",
-                    "0.00",
-                    "—",
-                    "—",
-                    "pending",
+                    f"train {_three(p_train)}, test {_three(p_test)}",
+                    f"train {_three(m_train)}, test {_three(m_test)}" if done else "not run yet",
+                    f"{len(done)} of {len(wanted)} runs stored",
+                    "the preset's epochs, early stopping on validation",
+                    f"{sum(r.wall_time for r in done) / 3600:.2f}",
+                    _provenance(ev, done)[0] if done else machine,
+                    _provenance(ev, done)[1] if done else commit,
+                    verdict,
                 )
             )
-    return claims
+    header = ["table", "method", "stopped by", "epochs", "best epoch", "updates", "train",
+              "valid", "test", "core-hours"]  # fmt: skip
+    return claims, _table(header, body) if body else ["Not run in this campaign yet."]
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,9 +593,13 @@ def _sessions(ev: Evidence) -> list[str]:
 def render(ev: Evidence, fig7_drawn: bool, fig7_claims: list[Claim], fig7_table: list[str]) -> str:
     gen_claims, gen_table = _generalisation(ev)
     task_claims, task_table = _tasks(ev)
-    claims = fig7_claims + gen_claims + task_claims + _natural(ev)
+    natural_claims, natural_table = _natural(ev)
+    claims = fig7_claims + gen_claims + task_claims + natural_claims
     all_rows = [r for rows in ev.rows.values() for r in rows]
-    total_h = sum(r.wall_time or 0.0 for r in all_rows) / 3600
+    natural_rows = [r for rows in ev.natural.values() for r in rows]
+    total_h = (
+        sum(r.wall_time or 0.0 for r in all_rows) + sum(r.wall_time for r in natural_rows)
+    ) / 3600
     tally = {
         v: sum(c.verdict == v for c in claims)
         for v in ("reproduced", "partly", "not reproduced", "pending")
@@ -548,7 +612,8 @@ def render(ev: Evidence, fig7_drawn: bool, fig7_claims: list[Claim], fig7_table:
         "`rnnstab eval` loads), `campaign.json` (the sessions: commit and machine) and the notes "
         "in `notes/`. Continue the campaign with `rnnstab reproduce all --dir <this directory>`.",
         "",
-        f"**Compute so far:** {total_h:.2f} core-hours of training in {len(all_rows)} stored runs "
+        f"**Compute so far:** {total_h:.2f} core-hours of training in "
+        f"{len(all_rows) + len(natural_rows)} stored runs "
         f"(each run single-threaded; its wall time is its core time). **Claims:** "
         + ", ".join(f"{n} {v}" for v, n in tally.items())
         + ".",
@@ -605,7 +670,11 @@ def render(ev: Evidence, fig7_drawn: bool, fig7_claims: list[Claim], fig7_table:
     out += ["", "## The appendix's other pathological tasks (SGD-CR)", ""]
     out += task_table + _notes(ev.root, "tasks")
     out += ["", "## Tables 1 and 2: natural tasks", ""]
-    out += ["Not run in this campaign yet.", *_notes(ev.root, "music"), *_notes(ev.root, "ptb")]
+    out += [
+        "The table's metric with the best validation parameters (`rnnstab eval RUN --split`).",
+        "",
+    ]
+    out += natural_table + _notes(ev.root, "music") + _notes(ev.root, "ptb")
     out += ["", "## Sessions", "", *_sessions(ev), ""]
     return "\n".join(out)
 

@@ -128,9 +128,13 @@ def fig7_budget(solve_updates: Sequence[int | None], cap: int = FIG7_CAP) -> int
     return min(cap, max(min(FIG7_FLOOR, cap), budget))
 
 
-def fig7_baseline_studies(budgets: Mapping[int, int], seeds: Sequence[int]) -> list[Study]:
+def fig7_baseline_studies(
+    budgets: Mapping[int, int], seeds: Sequence[int], sgd_cr: SweepSpec
+) -> list[Study]:
     """SGD and SGD-C with ``seeds`` at each length whose budget is known (``length →
-    updates``), the first :data:`FIG7_FIRST_SEEDS` seeds before the others."""
+    updates``), the first :data:`FIG7_FIRST_SEEDS` seeds before the others, with the settings
+    of the SGD-CR study ``sgd_cr`` but the method and the budget."""
+    base = {k: v for k, v in sgd_cr.base.items() if k not in ("method", "alpha", "max_updates")}
     out = []
     for length, budget in sorted(budgets.items()):
         groups = (
@@ -148,8 +152,8 @@ def fig7_baseline_studies(budgets: Mapping[int, int], seeds: Sequence[int]) -> l
                     claim="Fig. 7: SGD and SGD-C fail beyond length 20 (vanishing gradients)",
                     spec=_spec(
                         name,
-                        "temporal-order",
-                        {"len": length, "max_updates": budget, **_EVAL},
+                        sgd_cr.preset or "temporal-order",
+                        {**base, "len": length, "max_updates": budget},
                         {"method": ["sgd", "sgd-c"], "seed": list(group)},
                     ),
                     priority=priority,
@@ -158,18 +162,13 @@ def fig7_baseline_studies(budgets: Mapping[int, int], seeds: Sequence[int]) -> l
     return out
 
 
-def _single_model(task: str, seeds: int, priority: int) -> Study:
-    name = f"generalisation-{task}"
+def _single_model(preset: str, seeds: int, priority: int, *, settings: str = "") -> Study:
+    name = f"generalisation-{preset}"
     return Study(
         name=name,
         section="generalisation",
-        claim=f"{task}: one SGD-CR model for lengths 50–200 solves and generalises to 400",
-        spec=_spec(
-            name,
-            task,
-            {"len": "50:200", "max_updates": 1_000_000, **_EVAL},
-            {"seed": _seeds(0, seeds)},
-        ),
+        claim=f"{preset}{settings}: one model for 50–200 generalises to 400",
+        spec=_spec(name, preset, {"max_updates": 1_000_000, **_EVAL}, {"seed": _seeds(0, seeds)}),
         priority=priority,
         score_lengths=GENERALISATION_LENGTHS,
     )
@@ -193,6 +192,8 @@ def static_studies() -> list[Study]:
         _single_model("temporal-order", 5, 0),
         _single_model("addition", 5, 1),
         _single_model("multiplication", 5, 1),
+        # The authors' code's settings, which the paper's generalisation model was trained with.
+        _single_model("temporal-order-authors", 5, 1, settings=" (the authors' code's settings)"),
         _appendix_task(
             "tasks-temporal-order-3bit", "temporal-order-3bit", {"seed": _seeds(0, 5)}, 2
         ),
