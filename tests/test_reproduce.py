@@ -474,3 +474,15 @@ def test_natural_section_trains_scores_and_reports(
     # Running the section again finds everything stored and trains nothing.
     with Campaign(root, ["music"], data=str(data)) as c:
         assert run_campaign(c, jobs=1).ran == 0
+
+
+def test_mini_campaign_on_ray_stores_what_local_stores(mini: None, tmp_path: Path) -> None:
+    """--backend ray: the same runs, asked for one per free CPU, stored with the same results
+    as on local processes (results do not depend on where a run executes)."""
+    pytest.importorskip("ray")
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    _run_mini(local, ["fig7"])
+    with Campaign(remote, ["fig7"]) as c:
+        progress = run_campaign(c, backend="ray", jobs=2)
+        assert not progress.interrupted and progress.failed == 0 and not c.missing()
+    assert _stored(remote / "fig7" / "store.db") == _stored(local / "fig7" / "store.db")

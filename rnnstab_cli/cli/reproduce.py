@@ -132,12 +132,29 @@ def _run(
     json_lines: bool,
     quiet: bool,
 ) -> None:
-    from rnnstab_cli.reproduce.campaign import Campaign, run_campaign
+    from rnnstab_cli.reproduce.campaign import (
+        CAMPAIGN_FILE,
+        Campaign,
+        check_campaign_dir,
+        plan_campaign,
+        run_campaign,
+    )
+    from rnnstab_cli.reproduce.natural import NATURAL_STUDIES, plan_natural
 
     if backend == "ray":
         from rnnstab_cli.sweep.ray_backend import _import_ray
 
         _import_ray(private=address is None)
+    if dry_run and not (root / CAMPAIGN_FILE).exists():
+        check_campaign_dir(root, create=False, missing_ok=True)  # refuses a file or a stranger
+        natural = plan_natural([s for s in sections if s in NATURAL_STUDIES], None)
+        n = len(plan_campaign(sections, lambda section: [])) + len(natural)
+        print(
+            f"no campaign in {root} yet: {n} runs to plan now (Fig. 7's baselines follow "
+            "SGD-CR's results).",
+            flush=True,
+        )
+        return
     with Campaign(
         root, sections, create=not dry_run, data=None if data is None else str(data)
     ) as campaign:

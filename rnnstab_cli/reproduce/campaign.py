@@ -237,8 +237,9 @@ def read_campaign_file(root: Path) -> dict[str, Any]:
     return data
 
 
-def check_campaign_dir(root: Path, *, create: bool) -> None:
-    """Refuse a DIR that is a file, or that holds something other than a reproduction."""
+def check_campaign_dir(root: Path, *, create: bool, missing_ok: bool = False) -> None:
+    """Refuse a DIR that is a file, or that holds something other than a reproduction.
+    ``missing_ok``: a DIR that holds no campaign yet is fine (nothing is created)."""
     if root.exists() and not root.is_dir():
         raise UsageError(f"{str(root)!r} is a file; --dir needs a directory")
     if (root / CAMPAIGN_FILE).is_file():
@@ -255,6 +256,8 @@ def check_campaign_dir(root: Path, *, create: bool) -> None:
                 f"{str(root)!r} is not an rnnstab reproduction (no {CAMPAIGN_FILE}) and is not "
                 f"empty; give a new or empty directory"
             )
+    if missing_ok:
+        return
     if not create:
         raise CheckpointError(
             f"no reproduction in {str(root)!r} (start one with `rnnstab reproduce all --dir "

@@ -352,7 +352,7 @@ def _generalisation(ev: Evidence) -> tuple[list[Claim], list[str]]:
         key=lambda s: s.priority,
     )
     for study in studies:
-        task = study.spec.preset or study.name
+        task = study.name.removeprefix("generalisation-")
         pairs = ev.study_runs(lambda n, s=study.name: n == s)
         models = []
         for p, r in pairs:
