@@ -460,6 +460,10 @@ class Campaign:
     def on_result(self, result: Mapping[str, Any], on_run: OnRun | None) -> None:
         flying = self._in_flight.pop(result["run_id"])
         if result["outcome"] == INTERRUPTED:
+            if isinstance(flying, CampaignRun):
+                # Stopped part-way, as every campaign stops before its evidence is kept:
+                # the log it leaves is as small as a finished run's.
+                compact_metrics(self.run_dir(flying) / METRICS_FILE)
             return
         if isinstance(flying, NaturalPlanned):
             self._on_natural(flying, result, on_run)
@@ -562,21 +566,25 @@ class Campaign:
         return synthetic + natural
 
     def estimate_left(self) -> float | None:
-        """Core-seconds the missing runs take at most (each to its whole budget), from the
-        pace of the runs stored so far; None before any run is stored."""
-        done = [
-            (r, self._planned[r.run_id])
-            for home in self._homes()
-            for r in self.rows(home)
-            if r.run_id in self._planned and r.updates and r.wall_time
-        ]
-        if not done:
-            return None
-        work = sum(p.cost() / p.run.config.max_updates * (r.updates or 0) for r, p in done)
-        pace = sum(r.wall_time or 0.0 for r, _ in done) / work if work else 0.0
-        return pace * sum(p.cost() for p in self.missing()) + pace * sum(
-            p.cost() for p in self._in_flight.values() if isinstance(p, CampaignRun)
-        )
+        """Core-seconds the missing and running runs take at most; see :func:`estimate_left`."""
+        rows = [r for home in self._homes() for r in self.rows(home)]
+        flying = [p for p in self._in_flight.values() if isinstance(p, CampaignRun)]
+        return estimate_left(rows, list(self._planned.values()), self.missing() + flying)
+
+
+def estimate_left(
+    rows: Sequence[RunRow], planned: Sequence[CampaignRun], todo: Sequence[CampaignRun]
+) -> float | None:
+    """Core-seconds ``todo`` takes at most, each run to its whole budget, at the pace of the
+    stored runs of ``planned`` (seconds per unit of :meth:`CampaignRun.cost`); None before
+    any run is stored. An upper bound: runs that solve stop early."""
+    by_id = {p.run_id: p for p in planned}
+    done = [(r, by_id[r.run_id]) for r in rows if r.run_id in by_id and r.updates and r.wall_time]
+    if not done:
+        return None
+    work = sum(p.cost() / p.run.config.max_updates * (r.updates or 0) for r, p in done)
+    pace = sum(r.wall_time or 0.0 for r, _ in done) / work if work else 0.0
+    return pace * sum(p.cost() for p in todo)
 
 
 def compact_metrics(path: Path) -> None:

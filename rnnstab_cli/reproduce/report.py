@@ -19,6 +19,7 @@ from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.reproduce.campaign import (
     STORE_FILE,
     CampaignRun,
+    estimate_left,
     fig7_budgets,
     fig7_lengths,
     plan_campaign,
@@ -171,6 +172,12 @@ def _budget(pairs: Sequence[tuple[CampaignRun, RunRow | None]]) -> str:
         _count(budgets[0]) if len(budgets) == 1 else f"{_count(budgets[0])}–{_count(budgets[-1])}"
     )
     return f"{shown} updates per run"
+
+
+def _left_hours(ev: Evidence, todo: Sequence[CampaignRun]) -> str:
+    rows = [r for rows in ev.rows.values() for r in rows]
+    left = estimate_left(rows, ev.planned, todo)
+    return "?" if left is None else f"{left / 3600:.1f}"
 
 
 def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
@@ -600,6 +607,7 @@ def render(ev: Evidence, fig7_drawn: bool, fig7_claims: list[Claim], fig7_table:
     total_h = (
         sum(r.wall_time or 0.0 for r in all_rows) + sum(r.wall_time for r in natural_rows)
     ) / 3600
+    todo = [p for p in ev.planned if ev.row(p.run_id) is None]
     tally = {
         v: sum(c.verdict == v for c in claims)
         for v in ("reproduced", "partly", "not reproduced", "pending")
@@ -617,6 +625,11 @@ def render(ev: Evidence, fig7_drawn: bool, fig7_claims: list[Claim], fig7_table:
         f"(each run single-threaded; its wall time is its core time). **Claims:** "
         + ", ".join(f"{n} {v}" for v, n in tally.items())
         + ".",
+        "",
+        f"**Left:** {len(todo)} planned runs, at most {_left_hours(ev, todo)} core-hours if "
+        "every one used its whole budget (at the pace of the stored runs; runs that solve stop "
+        "early), plus Fig. 7's SGD and SGD-C runs at lengths whose SGD-CR runs are not all in, "
+        "and the natural runs not stored yet.",
         "",
         "A run *solves* a task when at most 1% of 10,000 fresh test sequences are wrong (the "
         "paper's criterion). Core-hours are the runs' training time on the machines listed; runs "
