@@ -125,7 +125,9 @@ def test_every_study_of_the_paper_resolves() -> None:
     assert sum(p.study.name == "tasks-random-permutation" for p in planned) == 8
     # The generalisation models are trained on 50–200 and scored up to 800.
     gen = [p for p in planned if p.study.score_lengths]
-    assert gen and all(str(p.run.config.length) == "50:200" for p in gen)
+    # (The authors' code draws lengths from [50, 200), hence 50:199 for its study.)
+    assert gen and all(p.run.config.length.lo == 50 for p in gen)
+    assert all(p.run.config.length.hi in (199, 200) for p in gen)
     assert all(max(p.study.score_lengths) == 800 for p in gen)
 
 
