@@ -10,8 +10,11 @@ Errors the user can fix (:class:`~rnnstab_cli.errors.RnnstabError`) are printed 
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 
 from rnnstab_cli.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, note, one_line
 from rnnstab_cli.errors import RnnstabError
@@ -27,6 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from rnnstab_cli.cli.app import app
 
+    # SIGTERM (`kill PID`, a batch scheduler ending a job) stops a command as Ctrl-C does: a
+    # run saves its checkpoint, a sweep or campaign stores what finished. It also stops a
+    # command started in the background by a script, where the shell ignores SIGINT for it.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         # Not standalone: a bad option or value comes back as an exception, said below in one
         # line, instead of the help formatter's five-line panel.
@@ -73,6 +81,10 @@ def _exit_code(code: int) -> int:
     if code == EXIT_INTERRUPTED and not _noted_interrupt():
         note("Interrupted.")  # Typer turns Ctrl-C into a silent exit 130
     return code
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _noted_interrupt() -> bool:

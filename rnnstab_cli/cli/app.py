@@ -11,6 +11,7 @@ from rnnstab_cli.cli.figure import figure_app
 from rnnstab_cli.cli.info import info
 from rnnstab_cli.cli.plot import PLOT_HELP, plot_command
 from rnnstab_cli.cli.report import REPORT_HELP, report_command
+from rnnstab_cli.cli.reproduce import REPRODUCE_HELP, reproduce_command
 from rnnstab_cli.cli.sweep import SWEEP_HELP, sweep_command
 from rnnstab_cli.cli.tasks import tasks
 from rnnstab_cli.cli.train import TRAIN_HELP, train
@@ -45,3 +46,8 @@ app.command("report", help=REPORT_HELP, short_help="Success-rate table of a resu
 app.command("plot", help=PLOT_HELP, short_help="Fig. 7: success rate vs. sequence length.")(
     plot_command
 )
+app.command(
+    "reproduce",
+    help=REPRODUCE_HELP,
+    short_help="Run the paper's experiments into a campaign directory; write its report.",
+)(reproduce_command)

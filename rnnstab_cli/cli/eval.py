@@ -22,7 +22,7 @@ from rnnstab_cli.resources import forward_bytes, model_bytes, require
 from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, TEST_SEQUENCES, Task
 from rnnstab_cli.training.checkpoint import load_checkpoint, read_state
 from rnnstab_cli.training.config import MAX_TEST_SEQUENCES, TrainConfig
-from rnnstab_cli.training.evaluate import EVAL_BATCH, STREAM_EVAL_COMMAND, measure_error
+from rnnstab_cli.training.evaluate import EVAL_BATCH, eval_command_rng, measure_error
 from rnnstab_cli.training.natural import (
     is_natural_checkpoint,
     load_natural_checkpoint,
@@ -133,7 +133,7 @@ def eval_command(
             task,
             length=length,
             sequences=n,
-            rng=np.random.default_rng([seed, STREAM_EVAL_COMMAND, length]),
+            rng=eval_command_rng(seed, length),
             activation=cfg.activation,
             threads=threads or None,
         )

@@ -52,9 +52,23 @@ from typing import Any, Final, Literal
 from rnnstab_cli.errors import RnnstabError
 from rnnstab_cli.sweep.worker import RunTask, execute_run, install_worker_signals, watch_parent
 
-__all__ = ["INTERRUPT_GRACE", "ExecutorKind", "WorkerDied", "default_jobs", "run_local"]
+__all__ = [
+    "INTERRUPT_GRACE",
+    "ExecutorKind",
+    "TaskSource",
+    "WorkerDied",
+    "default_jobs",
+    "next_task_of",
+    "run_local",
+]
 
 ExecutorKind = Literal["process", "thread"]
+
+#: Where a backend takes its runs from: a fixed list, or a function asked for the next run
+#: each time a worker is free, which returns None when nothing is ready *now* (a campaign whose
+#: later runs depend on results still to come). The backend stops once nothing runs and the
+#: source has nothing.
+TaskSource = Sequence[RunTask] | Callable[[], RunTask | None]
 
 #: Seconds to wait, after Ctrl-C, for running runs to save their checkpoints.
 INTERRUPT_GRACE: Final[float] = 60.0
@@ -105,23 +119,38 @@ def _make_executor(kind: ExecutorKind, jobs: int, stop: EventType) -> Executor:
     )
 
 
+def next_task_of(tasks: TaskSource) -> Callable[[], RunTask | None]:
+    """The source as a function: a list is handed out in order, then None."""
+    if callable(tasks):
+        return tasks
+    it = iter(tasks)
+    return lambda: next(it, None)
+
+
 def run_local(
-    tasks: Sequence[RunTask],
+    tasks: TaskSource,
     on_result: OnResult,
     *,
     jobs: int,
     executor: ExecutorKind = "process",
 ) -> None:
     """Run ``tasks`` on ``jobs`` workers, calling ``on_result`` (in this thread) with each
-    finished run's result dict as soon as it ends. Tasks start in the given order.
+    finished run's result dict as soon as it ends. Tasks start in the order the source gives
+    them; a function source is asked again after every result.
 
     Raises KeyboardInterrupt after a Ctrl-C (once the running runs have checkpointed and the
     finished ones were passed to ``on_result``) and :class:`WorkerDied` if a worker process
     died; results delivered before either remain delivered.
     """
-    if not tasks:
+    if not callable(tasks):
+        if not tasks:
+            return
+        jobs = min(jobs, len(tasks))
+    jobs = max(1, jobs)
+    next_task = next_task_of(tasks)
+    first = next_task()
+    if first is None:
         return
-    jobs = max(1, min(jobs, len(tasks)))
     stop = _CONTEXT.Event()
     pool = _make_executor(executor, jobs, stop)
     call = (
@@ -135,14 +164,27 @@ def run_local(
     # whose on_result a Ctrl-C cut short (its store transaction rolled back; stored again
     # below, or found already stored and skipped).
     outstanding: set[Future[dict[str, Any]]] = set()
+    pending: RunTask | None = first
+
+    def fill() -> None:
+        # At most ``jobs`` runs handed to the pool: a function source decides each next run
+        # with the results known by then.
+        nonlocal pending
+        while len(outstanding) < jobs:
+            task = pending if pending is not None else next_task()
+            pending = None
+            if task is None:
+                return
+            outstanding.add(pool.submit(call, task))
+
     try:
-        for t in tasks:
-            outstanding.add(pool.submit(call, t))
+        fill()
         while outstanding:
             done, _ = wait(outstanding, return_when=FIRST_COMPLETED)
             for fut in done:
                 on_result(_result_of(fut))
                 outstanding.discard(fut)
+            fill()
     except KeyboardInterrupt:
         stop.set()
         _stop(outstanding, on_result)

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from rnnstab_cli.errors import UsageError
+from rnnstab_cli.sweep.local import TaskSource, next_task_of
 from rnnstab_cli.sweep.worker import RunTask, execute_run
 
 __all__ = ["INSTALL_HINT", "ray_available", "run_ray"]
@@ -101,25 +102,39 @@ def ray_session(address: str | None, jobs: int) -> Iterator[Any]:
 
 
 def run_ray(
-    tasks: Sequence[RunTask],
+    tasks: TaskSource,
     on_result: Callable[[dict[str, Any]], None],
     *,
     address: str | None,
     jobs: int,
 ) -> None:
     """Run ``tasks`` as Ray tasks; ``on_result`` gets each result in this thread as it ends.
+    A fixed list is submitted at once (the cluster schedules it); a function source is asked
+    for one run per free slot of ``jobs`` (on a cluster: its CPUs), again after each result.
     Raises KeyboardInterrupt after Ctrl-C, once pending tasks are cancelled."""
-    if not tasks:
+    if not callable(tasks) and not tasks:
         return
+    limit = jobs if callable(tasks) else len(tasks)
+    next_task = next_task_of(tasks)
     with ray_session(address, jobs) as ray:
         remote = ray.remote(num_cpus=1, max_retries=_MAX_RETRIES)(execute_run)
-        pending = {remote.remote(t): t for t in tasks}
+        pending: dict[Any, RunTask] = {}
+
+        def fill() -> None:
+            while len(pending) < limit:
+                task = next_task()
+                if task is None:
+                    return
+                pending[remote.remote(task)] = task
+
         try:
+            fill()
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=_WAIT_POLL)
                 for ref in done:
                     task = pending.pop(ref)
                     on_result(_get(ray, ref, task))
+                fill()
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref)

@@ -58,15 +58,22 @@ class StopFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
+#: What a task trains: a synthetic task until solved (``TrainConfig``), or a natural task
+#: epoch by epoch, then scored on its splits (``NaturalConfig``).
+KINDS: Final[tuple[str, ...]] = ("synthetic", "natural")
+
+
 @dataclass(frozen=True)
 class RunTask:
-    """What a worker needs: the run id, its resolved config (``TrainConfig.to_dict``), where
-    to keep its checkpoint (or None) and the backend's name for the store."""
+    """What a worker needs: the run id, its resolved config (``TrainConfig.to_dict``, or
+    ``NaturalConfig.to_dict`` for a natural run), where to keep its checkpoint (or None), the
+    backend's name for the store and the kind of run."""
 
     run_id: str
     config: dict[str, Any]
     run_dir: str | None
     backend: str
+    kind: str = "synthetic"
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,7 +149,7 @@ def _locked(run_dir: Path) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _prepare(run_dir: Path) -> tuple[bool, str | None]:
+def _prepare(run_dir: Path, kind: str = "synthetic") -> tuple[bool, str | None]:
     """Whether to resume the checkpoint in ``run_dir``; a damaged one is cleared (with a
     note) so that the run starts afresh rather than failing or leaving it behind."""
     for tmp in run_dir.glob(".*.tmp"):  # a write torn by kill -9; never referenced
@@ -150,7 +157,12 @@ def _prepare(run_dir: Path) -> tuple[bool, str | None]:
     if not has_checkpoint(run_dir):
         return False, None
     try:
-        load_checkpoint(run_dir)
+        if kind == "natural":
+            from rnnstab_cli.training.natural import load_natural_checkpoint
+
+            load_natural_checkpoint(run_dir)
+        else:
+            load_checkpoint(run_dir)
     except CheckpointError as e:
         for entry in run_dir.iterdir():
             if entry.name == LOCK_FILE:
@@ -193,19 +205,32 @@ def execute_run(
         "note": None,
     }
     try:
-        config = TrainConfig.from_dict(task.config, source=f"run {task.run_id}")
+        if task.kind not in KINDS:
+            raise RnnstabError(f"unknown kind of run {task.kind!r}")
+        config = (
+            TrainConfig.from_dict(task.config, source=f"run {task.run_id}")
+            if task.kind == "synthetic"
+            else None
+        )
         with contextlib.ExitStack() as stack:
             resume = False
             run_dir = Path(task.run_dir) if task.run_dir is not None else None
             if run_dir is not None:
                 stack.enter_context(_locked(run_dir))
-                resume, out["note"] = _prepare(run_dir)
+                resume, out["note"] = _prepare(run_dir, task.kind)
                 out["metrics_path"] = str(run_dir / "metrics.jsonl")
             stack.enter_context(_armed(handle_sigint))
             # Checked once SIGINT is armed: a stop requested before this point is seen here,
             # one requested after it arrives as SIGINT.
             if stop is not None and stop.is_set():
                 raise KeyboardInterrupt
+            if config is None:
+                if run_dir is None:
+                    raise RnnstabError("a natural run needs a run directory")
+                from rnnstab_cli.training.natural.loop import run_natural_scored
+
+                out.update(run_natural_scored(task.config, run_dir, resume))
+                return out
             result = run_training(config, out_dir=run_dir, resume=resume)
     except KeyboardInterrupt:  # includes TrainingInterrupted: the checkpoint is saved
         out["outcome"] = INTERRUPTED

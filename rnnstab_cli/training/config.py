@@ -43,11 +43,16 @@ import numpy as np
 
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.resources import batches_bytes, bptt_bytes, forward_bytes, model_bytes, require
-from rnnstab_cli.taskgen import TASK_NAMES, TEST_SEQUENCES, Task, make_task
+from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, TASK_NAMES, TEST_SEQUENCES, Task, make_task
 from rnnstab_cli.toml_files import read_toml
 from rnnstab_cli.training.evaluate import EVAL_BATCH
 from rnnstab_cli.training.model_settings import DTYPES, METHODS, ModelSettings
-from rnnstab_cli.training.value_checks import choice, int_at_least, positive_int
+from rnnstab_cli.training.value_checks import (
+    choice,
+    finite_at_least,
+    int_at_least,
+    positive_int,
+)
 
 DEVICES: Final[tuple[str, ...]] = ("cpu", "gpu")
 #: The paper's natural tasks (§4.2), trained epoch by epoch (:mod:`.natural`).
@@ -97,6 +102,8 @@ CONFIG_KEYS: Final[dict[str, str]] = {
     "chunk": "updates per engine call (default: up to 100, fewer for wide inputs)",
     "eval_sequences": "test sequences behind a 'solved' verdict (paper: 10000)",
     "screen_sequences": "sequences of the cheap first look at the test error (0: always full)",
+    "solve_error": "test error rate at or below which a run is solved (paper: 0.01; the "
+    "authors' code: 0, no error of 10,000)",
     "threads": "engine threads (0 or absent: one per core)",
     "dtype": "float32 | float64",
     "device": "cpu | gpu",
@@ -129,6 +136,10 @@ TRAJECTORY_KEYS: Final[tuple[str, ...]] = (
     "optimizer", "momentum", "clip_mode", "clip", "alpha", "omega_form", "time_reduction",
     "nonfinite", "batch", "seed", "chunk", "dtype",
 )  # fmt: skip
+#: Keys that decide when a run counts as solved; a resumed run must agree on them too (a run
+#: solved under one criterion is not solved under a stricter one). Kept apart from
+#: TRAJECTORY_KEYS so that runs stored before the key existed keep their ids.
+VERDICT_KEYS: Final[tuple[str, ...]] = ("solve_error",)
 #: Keys a resumed run may change: they steer when to stop and how to run, not what is learnt.
 RESUMABLE_KEYS: Final[tuple[str, ...]] = (
     "max_updates", "eval_every", "eval_sequences", "screen_sequences", "threads", "device",
@@ -210,6 +221,7 @@ class TrainConfig(ModelSettings):
     chunk: int = 0  # 0: chosen at construction (see default_chunk), then fixed
     eval_sequences: int = TEST_SEQUENCES
     screen_sequences: int = DEFAULT_SCREEN
+    solve_error: float = SOLVED_ERROR_RATE
     threads: int | None = None
     dtype: str = "float32"
     device: str = "cpu"
@@ -244,6 +256,9 @@ class TrainConfig(ModelSettings):
                 raise UsageError(
                     f"{name} must be at most {MAX_TEST_SEQUENCES:,}, got {getattr(self, name)}"
                 )
+        finite_at_least("solve_error", self.solve_error, 0.0)
+        if self.solve_error >= 1.0:
+            raise UsageError(f"solve_error must be below 1, got {self.solve_error!r}")
 
     def default_chunk(self) -> int:
         """min(eval_every, 100) updates, fewer if that many batches would exceed CHUNK_BYTES."""
@@ -324,7 +339,7 @@ _INT_KEYS: Final = frozenset(
      "screen_sequences", "threads", "epochs", "seq_len", "ahead", "patience"}
 )  # fmt: skip
 _BOOL_KEYS: Final = frozenset({"diagnostics", "lr_halving", "train_biases", "predict_first"})
-_FLOAT_KEYS: Final = frozenset({"init_scale", "lr", "momentum", "clip", "alpha"})
+_FLOAT_KEYS: Final = frozenset({"init_scale", "lr", "momentum", "clip", "alpha", "solve_error"})
 _STR_KEYS: Final = frozenset(
     {"task", "method", "activation", "init", "optimizer", "clip_mode", "omega_form",
      "time_reduction", "nonfinite", "dtype", "device", "description", "preset", "dataset",

@@ -30,6 +30,12 @@ STREAM_SCREEN = 3
 STREAM_EVAL_COMMAND = 4
 
 
+def eval_command_rng(seed: int, length: int) -> np.random.Generator:
+    """The test sequences of ``rnnstab eval --seed SEED --len LENGTH``: the same for every
+    checkpoint, so models are compared on one test set and a stored score can be checked."""
+    return np.random.default_rng([seed, STREAM_EVAL_COMMAND, length])
+
+
 @dataclass(frozen=True)
 class ErrorMeasurement:
     """``errors`` of ``sequences`` fresh sequences of nominal length ``length`` were wrong."""
@@ -44,7 +50,11 @@ class ErrorMeasurement:
 
     @property
     def within_criterion(self) -> bool:
-        return self.error_rate <= SOLVED_ERROR_RATE
+        """The paper's criterion: at most 1% errors."""
+        return self.within(SOLVED_ERROR_RATE)
+
+    def within(self, solve_error: float) -> bool:
+        return self.error_rate <= solve_error
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,11 @@ class Judgement:
 
     measurement: ErrorMeasurement
     full: bool  # measured on the full test sample (else a screen)
+    solve_error: float = SOLVED_ERROR_RATE
 
     @property
     def solved(self) -> bool:
-        return self.full and self.measurement.within_criterion
+        return self.full and self.measurement.within(self.solve_error)
 
 
 def measure_error(
@@ -104,6 +115,7 @@ def judge(
     activation: str,
     threads: int | None = None,
     force_full: bool = False,
+    solve_error: float = SOLVED_ERROR_RATE,
 ) -> Judgement:
     """Screen, then (only if the screen passes, or ``force_full``) the full test.
 
@@ -121,8 +133,8 @@ def judge(
     if not force_full and 0 < screen_sequences < full_sequences:
         screen_rng = np.random.default_rng([seed, STREAM_SCREEN, at_update])
         screen = measure_error(params, task, sequences=screen_sequences, rng=screen_rng, **common)
-        if not screen.within_criterion:
-            return Judgement(screen, full=False)
+        if not screen.within(solve_error):
+            return Judgement(screen, full=False, solve_error=solve_error)
     full_rng = np.random.default_rng([seed, STREAM_FULL_TEST, at_update])
     full = measure_error(params, task, sequences=full_sequences, rng=full_rng, **common)
-    return Judgement(full, full=True)
+    return Judgement(full, full=True, solve_error=solve_error)

@@ -34,7 +34,7 @@ from rnnstab_cli.training.checkpoint import (
     read_metrics,
     save_checkpoint,
 )
-from rnnstab_cli.training.config import TRAJECTORY_KEYS, TrainConfig
+from rnnstab_cli.training.config import TRAJECTORY_KEYS, VERDICT_KEYS, TrainConfig
 from rnnstab_cli.training.diagnostics import gradient_flow
 from rnnstab_cli.training.evaluate import judge
 from rnnstab_cli.training.records import ChunkReport, EvalRecord, ProgressSink, RunResult
@@ -58,7 +58,7 @@ EvalCallback = Callable[[EvalRecord], None]
 
 def check_resumable(config: TrainConfig, saved: TrainConfig) -> None:
     """Refuse to continue a checkpoint under settings that would change its trajectory."""
-    refuse_changes(config.to_dict(), saved.to_dict(), TRAJECTORY_KEYS)
+    refuse_changes(config.to_dict(), saved.to_dict(), TRAJECTORY_KEYS + VERDICT_KEYS)
 
 
 def _make_trainer(config: TrainConfig, task: Task, params: dict[str, np.ndarray]) -> Trainer:
@@ -94,6 +94,7 @@ def _evaluate(
         activation=config.activation,
         threads=config.threads,
         force_full=state.updates >= config.max_updates,
+        solve_error=config.solve_error,
     )
     rho = spectral_radius(params["W_rec"])
     p = state.period

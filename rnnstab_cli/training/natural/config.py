@@ -43,7 +43,15 @@ ALPHA_SCHEDULES: Final[tuple[str, ...]] = ("constant", "1/t")
 
 #: Keys of the synthetic tasks that mean nothing for an epoch-based run.
 SYNTHETIC_ONLY: Final[frozenset[str]] = frozenset(
-    {"task_options", "eval_every", "chunk", "eval_sequences", "screen_sequences", "diagnostics"}
+    {
+        "task_options",
+        "eval_every",
+        "chunk",
+        "eval_sequences",
+        "screen_sequences",
+        "diagnostics",
+        "solve_error",
+    }
 )
 #: Keys a resumed natural run may change: budgets, early stopping, threads, where the data is.
 NATURAL_RESUMABLE_KEYS: Final[tuple[str, ...]] = (

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,13 @@ from rnnstab_cli.training.run_session import (
     resume_dir,
 )
 
-__all__ = ["EpochCallback", "check_natural_resumable", "make_natural_trainer", "run_natural"]
+__all__ = [
+    "EpochCallback",
+    "check_natural_resumable",
+    "make_natural_trainer",
+    "run_natural",
+    "run_natural_scored",
+]
 
 EpochCallback = Callable[[EpochRecord], None]
 
@@ -331,3 +338,27 @@ def run_natural(
         records=records,
         out_dir=out,
     )
+
+
+def run_natural_scored(config: Mapping[str, Any], run_dir: Path, resume: bool) -> dict[str, Any]:
+    """Train (or continue) one natural run in ``run_dir``, then score the best validation
+    parameters on the train and test splits. Raises KeyboardInterrupt after checkpointing."""
+    cfg = NaturalConfig.from_dict(config, source="natural run")
+    result = run_natural(cfg, out_dir=run_dir, resume=resume)
+    ckpt = load_natural_checkpoint(run_dir)
+    params = ckpt.best_params if ckpt.best_params is not None else ckpt.params
+    data = load_natural_data(cfg)
+    scores = {
+        split: score_split(cfg, params, data, split, cfg.threads).value
+        for split in ("train", "test")
+    }
+    return {
+        "outcome": result.outcome,
+        "epochs": result.epochs_done,
+        "updates": result.updates,
+        "best_epoch": result.best_epoch,
+        "wall_time": result.wall_time,
+        "train": scores["train"],
+        "valid": result.best_valid,
+        "test": scores["test"],
+    }

@@ -1,0 +1,660 @@
+"""A reproduction campaign on disk, and the scheduler that runs it.
+
+A campaign directory holds everything the report is made from::
+
+    DIR/campaign.json           what this is, and a log of the sessions that worked on it
+                                (when, which rnnstab and commit, on which machine)
+    DIR/<section>/store.db      the section's result store (:mod:`rnnstab_cli.sweep.store`)
+    DIR/<section>/runs/<id>/    each run's last checkpoint and metrics (``rnnstab eval`` loads
+                                it); <id> is the run's *trajectory*: its settings without the
+                                update budget, so a budget raised later continues the run
+    DIR/notes/<section>.md      hand-written analysis the report includes (optional)
+
+The scheduler asks, each time a worker is free, which run of the campaign is ready and missing
+(Fig. 7's baselines become ready once SGD-CR has set their budget), stores each finished run
+at once, and scores each single model at the generalisation lengths. Like a sweep it resumes
+after Ctrl-C or ``kill -9``: the stores say what is finished, the checkpoints where each
+unfinished run stands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from rnnstab_cli import __version__
+from rnnstab_cli.errors import CheckpointError, UsageError
+from rnnstab_cli.reproduce.natural import NaturalPlanned, NaturalStore, plan_natural
+from rnnstab_cli.reproduce.scores import ScoreStore, score_run
+from rnnstab_cli.reproduce.studies import (
+    FIG7_FIRST_SEEDS,
+    SECTIONS,
+    SYNTHETIC_SECTIONS,
+    Study,
+    fig7_baseline_studies,
+    fig7_budget,
+    section_studies,
+    static_studies,
+)
+from rnnstab_cli.sweep.run import SweepPlan, run_row
+from rnnstab_cli.sweep.spec import PlannedRun, canonical_json, expand, id_settings
+from rnnstab_cli.sweep.store import ResultStore, RunRow, utc_now
+from rnnstab_cli.sweep.worker import INTERRUPTED, RunTask
+from rnnstab_cli.training.checkpoint import METRICS_FILE
+
+__all__ = [
+    "CAMPAIGN_FILE",
+    "Campaign",
+    "CampaignRun",
+    "machine_facts",
+    "plan_campaign",
+    "trajectory_id",
+]
+
+CAMPAIGN_FILE: Final[str] = "campaign.json"
+FORMAT: Final[str] = "rnnstab-reproduction"
+FORMAT_VERSION: Final[int] = 1
+STORE_FILE: Final[str] = "store.db"
+RUNS_DIR: Final[str] = "runs"
+#: Entries a campaign directory may hold besides its sections (the report and its figures).
+_OTHER_ENTRIES: Final[frozenset[str]] = frozenset(
+    {CAMPAIGN_FILE, "README.md", "figures", "notes", ".gitattributes"}
+)
+
+
+def trajectory_id(run: PlannedRun) -> str:
+    """The run's settings without its budget: runs that differ only in ``max_updates`` follow
+    the same trajectory, so the longer one continues the shorter one's checkpoint."""
+    settings = {k: v for k, v in id_settings(run.config).items() if k != "max_updates"}
+    return hashlib.sha256(canonical_json(settings).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CampaignRun:
+    """A planned run and the study it belongs to."""
+
+    study: Study
+    run: PlannedRun
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    def cost(self) -> float:
+        """Relative cost of the whole budget: updates × mean length × hidden² (the recurrence)."""
+        c = self.run.config
+        return c.max_updates * (c.length.lo + c.length.hi) / 2 * c.hidden * (c.hidden + 1)
+
+
+#: What the scheduler tells its caller about each stored run (a synthetic or a natural one)
+#: with its store row.
+OnRun = Callable[["CampaignRun | NaturalPlanned", dict[str, Any]], None]
+
+
+def _expand(study: Study) -> list[CampaignRun]:
+    return [CampaignRun(study, r) for r in expand(study.spec)]
+
+
+def _fig7_sgd_cr(planned: Sequence[CampaignRun]) -> list[CampaignRun]:
+    return [p for p in planned if p.study.section == "fig7" and p.run.config.method == "sgd-cr"]
+
+
+def fig7_lengths(planned: Sequence[CampaignRun]) -> list[int]:
+    """Fig. 7's x axis: the lengths SGD-CR is planned at."""
+    return sorted({p.run.config.length.lo for p in _fig7_sgd_cr(planned)})
+
+
+def fig7_budgets(rows: Sequence[RunRow], planned: Sequence[CampaignRun]) -> dict[int, int]:
+    """Length → the baselines' budget, for each length whose first SGD-CR seeds are stored
+    (see :func:`~.studies.fig7_budget`); all stored SGD-CR seeds there count."""
+    by_id = {r.run_id: r for r in rows}
+    out: dict[int, int] = {}
+    cr = _fig7_sgd_cr(planned)
+    for length in fig7_lengths(planned):
+        runs = [p for p in cr if p.run.config.length.lo == length]
+        first = [p for p in runs if p.run.config.seed < FIG7_FIRST_SEEDS]
+        if not first or any(p.run_id not in by_id for p in first):
+            continue
+        stored = [by_id[p.run_id] for p in runs if p.run_id in by_id]
+        if any(r.outcome == "failed" for r in stored):
+            continue  # a crash says nothing; the budget waits for the run to be redone
+        cap = max(p.run.config.max_updates for p in runs)
+        budget = fig7_budget([r.updates if r.solved else None for r in stored], cap)
+        if budget is not None:
+            out[length] = budget
+    return out
+
+
+def plan_campaign(
+    sections: Sequence[str], rows_of: Callable[[str], list[RunRow]]
+) -> list[CampaignRun]:
+    """Every run the sections need that can be planned now. ``rows_of(section)``: the runs
+    stored in that section's store (Fig. 7's baselines are planned from them)."""
+    studies = static_studies()
+    wanted = {s.name for sec in sections for s in section_studies(sec, studies)}
+    planned = [r for s in studies if s.name in wanted for r in _expand(s)]
+    if "fig7" in sections:
+        budgets = fig7_budgets(rows_of("fig7"), planned)
+        cr = _fig7_sgd_cr(planned)
+        if cr:
+            seeds = sorted({p.run.config.seed for p in cr})
+            template = cr[0].study.spec
+            planned += [
+                r for s in fig7_baseline_studies(budgets, seeds, template) for r in _expand(s)
+            ]
+    return planned
+
+
+def git_commit() -> str | None:
+    """The commit of this rnnstab's source tree, with ``+dirty`` if it has local changes, or
+    None for an installed package."""
+    src = Path(__file__).resolve().parents[2]
+    if not (src / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(src),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "rnnstab_cli",
+                "rust",
+                "tasks",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def machine_facts() -> dict[str, Any]:
+    """What the report says about the machine a session ran on."""
+    cpu = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    simd = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else platform.machine()
+    return {"host": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(), "simd": simd}
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_campaign_file(root: Path) -> dict[str, Any]:
+    """``campaign.json``, checked; CheckpointError if it is not a reproduction's."""
+    path = root / CAMPAIGN_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"damaged campaign file {str(path)!r}: {e}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not an rnnstab reproduction's campaign file")
+    if not isinstance(data.get("version"), int) or data["version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} has format version {data.get('version')!r}; this rnnstab reads "
+            f"up to {FORMAT_VERSION}"
+        )
+    sessions = data.get("sessions")
+    if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
+        raise CheckpointError(f"damaged campaign file {str(path)!r}: sessions is not a list")
+    return data
+
+
+def check_campaign_dir(root: Path, *, create: bool, missing_ok: bool = False) -> None:
+    """Refuse a DIR that is a file, or that holds something other than a reproduction.
+    ``missing_ok``: a DIR that holds no campaign yet is fine (nothing is created)."""
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{str(root)!r} is a file; --dir needs a directory")
+    if (root / CAMPAIGN_FILE).is_file():
+        read_campaign_file(root)
+        return
+    if root.is_dir():
+        strangers = sorted(
+            e.name
+            for e in root.iterdir()
+            if e.name not in _OTHER_ENTRIES and e.name not in SECTIONS
+        )
+        if strangers or any((root / s).exists() for s in SECTIONS):
+            raise UsageError(
+                f"{str(root)!r} is not an rnnstab reproduction (no {CAMPAIGN_FILE}) and is not "
+                f"empty; give a new or empty directory"
+            )
+    if missing_ok:
+        return
+    if not create:
+        raise CheckpointError(
+            f"no reproduction in {str(root)!r} (start one with `rnnstab reproduce all --dir "
+            f"{root}`)"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    _write_json_atomic(
+        root / CAMPAIGN_FILE, {"format": FORMAT, "version": FORMAT_VERSION, "sessions": []}
+    )
+
+
+def is_study_name(name: str) -> bool:
+    """Whether a sweep's name is one of a reproduction's studies."""
+    return name in {s.name for s in static_studies()} or name.startswith("fig7-baselines-len")
+
+
+def _check_store(store: ResultStore, section: str) -> None:
+    """A section store holds this campaign's studies only."""
+    foreign = [s.name for s in store.sweeps() if not is_study_name(s.name)]
+    if foreign:
+        raise UsageError(
+            f"{str(store.path)!r} holds sweeps that are not part of the {section!r} "
+            f"reproduction ({', '.join(sorted(foreign)[:3])}); use another --dir"
+        )
+
+
+@dataclass
+class Progress:
+    """Counts for the display and the summary."""
+
+    planned: int = 0
+    stored_before: int = 0
+    ran: int = 0
+    solved: int = 0
+    unsolved: int = 0
+    failed: int = 0
+    core_seconds: float = 0.0  # all stored runs of the sections, every session
+    interrupted: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class Campaign:
+    """An open campaign directory, ready to run ``sections``."""
+
+    def __init__(
+        self,
+        root: Path,
+        sections: Sequence[str],
+        *,
+        create: bool = True,
+        data: str | None = None,
+    ) -> None:
+        for s in sections:
+            if s not in SECTIONS:
+                raise UsageError(f"unknown section {s!r}; expected one of: {', '.join(SECTIONS)}")
+        check_campaign_dir(root, create=create)
+        self.root = root
+        self.all_sections = list(sections)
+        self.sections = [s for s in sections if s in SYNTHETIC_SECTIONS]
+        self.natural_sections = [s for s in sections if s not in SYNTHETIC_SECTIONS]
+        self.data = data
+        self._natural: dict[str, NaturalPlanned] = {}
+        self._natural_stores: dict[str, NaturalStore] = {}
+        self._stores: dict[str, ResultStore] = {}
+        self._scores: ScoreStore | None = None
+        self._in_flight: dict[str, CampaignRun | NaturalPlanned] = {}
+        self._stored: set[str] = set()
+        self._planned: dict[str, CampaignRun] = {}
+        self.progress = Progress()
+        self._session: dict[str, Any] | None = None
+
+    # -- stores -------------------------------------------------------------------------------
+
+    def section_dir(self, section: str) -> Path:
+        return self.root / section
+
+    def store(self, section: str) -> ResultStore:
+        if section not in self._stores:
+            self._stores[section] = ResultStore.open(self.section_dir(section) / STORE_FILE)
+        return self._stores[section]
+
+    def rows(self, section: str) -> list[RunRow]:
+        return self.store(section).runs()
+
+    def natural_store(self, section: str) -> NaturalStore:
+        if section not in self._natural_stores:
+            store = NaturalStore.open(self.section_dir(section) / STORE_FILE)
+            assert store is not None  # opened for writing: never None
+            self._natural_stores[section] = store
+        return self._natural_stores[section]
+
+    def close(self) -> None:
+        for s in self._stores.values():
+            s.close()
+        self._stores.clear()
+        for n in self._natural_stores.values():
+            n.close()
+        self._natural_stores.clear()
+        if self._scores is not None:
+            self._scores.close()
+            self._scores = None
+
+    def __enter__(self) -> Campaign:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def _homes(self) -> list[str]:
+        """Every section whose store this run touches (including shared studies' homes)."""
+        studies = static_studies()
+        homes = {s.section for sec in self.sections for s in section_studies(sec, studies)}
+        return [s for s in SECTIONS if s in homes]
+
+    def replan(self) -> list[CampaignRun]:
+        planned = plan_campaign(self.sections, self.rows)
+        self._planned = {p.run_id: p for p in planned}
+        self._stored = set()
+        for home in self._homes():
+            self._stored |= set(self.store(home).stored_outcomes())
+        self._natural = {n.run_id: n for n in plan_natural(self.natural_sections, self.data)}
+        for section in self.natural_sections:
+            self._stored |= self.natural_store(section).ids()
+        return planned
+
+    def check_data(self) -> None:
+        """Load each natural data set once now: a missing or malformed file is said before any
+        run starts (exit 3), not hours into a campaign."""
+        from rnnstab_cli.training.natural import load_natural_data
+
+        seen: set[tuple[str, str | None]] = set()
+        for n in self._natural.values():
+            key = (n.config.dataset, n.config.data)
+            if key not in seen:
+                seen.add(key)
+                load_natural_data(n.config)
+
+    def register(self) -> None:
+        """Record each planned study in its store (the store says which grids it holds)."""
+        by_study: dict[str, list[CampaignRun]] = {}
+        for p in self._planned.values():
+            by_study.setdefault(p.study.name, []).append(p)
+        for home in self._homes():
+            _check_store(self.store(home), home)
+        for name, runs in by_study.items():
+            study = runs[0].study
+            plan = SweepPlan(study.spec, [p.run for p in runs])
+            self.store(study.section).register_sweep(
+                plan.sweep_id,
+                name,
+                study.spec.to_json(),
+                [(p.run_id, p.run.index, p.run.point) for p in runs],
+            )
+
+    def missing(self) -> list[CampaignRun]:
+        """Planned runs neither stored nor running, in the order they should start: by the
+        study's priority, then cheapest first (short lengths give early, complete points)."""
+        todo = [
+            p
+            for rid, p in self._planned.items()
+            if rid not in self._stored and rid not in self._in_flight
+        ]
+        return sorted(todo, key=lambda p: (p.study.priority, p.cost(), p.run.index))
+
+    def missing_natural(self) -> list[NaturalPlanned]:
+        """Natural runs neither stored nor running, in the tables' order."""
+        return [
+            n
+            for rid, n in self._natural.items()
+            if rid not in self._stored and rid not in self._in_flight
+        ]
+
+    def run_dir(self, p: CampaignRun) -> Path:
+        return self.section_dir(p.study.section) / RUNS_DIR / trajectory_id(p.run)
+
+    # -- the scheduler's two callbacks ---------------------------------------------------------
+
+    def next_task(self, backend_name: str) -> RunTask | None:
+        """The next run to start: synthetic ones first (minutes each), then the natural
+        tasks (hours each)."""
+        todo = self.missing()
+        if not todo:
+            natural = self.missing_natural()
+            if not natural:
+                return None
+            n = natural[0]
+            self._in_flight[n.run_id] = n
+            run_dir = self.section_dir(n.section) / RUNS_DIR / n.run_id
+            return RunTask(
+                n.run_id, n.config.to_dict(), str(run_dir.resolve()), backend_name, "natural"
+            )
+        p = todo[0]
+        self._in_flight[p.run_id] = p
+        return RunTask(
+            p.run_id, p.run.config.to_dict(), str(self.run_dir(p).resolve()), backend_name
+        )
+
+    def on_result(self, result: Mapping[str, Any], on_run: OnRun | None) -> None:
+        flying = self._in_flight.pop(result["run_id"])
+        if result["outcome"] == INTERRUPTED:
+            if isinstance(flying, CampaignRun):
+                # Stopped part-way, as every campaign stops before its evidence is kept:
+                # the log it leaves is as small as a finished run's.
+                compact_metrics(self.run_dir(flying) / METRICS_FILE)
+            return
+        if isinstance(flying, NaturalPlanned):
+            self._on_natural(flying, result, on_run)
+            return
+        p = flying
+        row = run_row(p.run, result)
+        # Paths relative to the section, so the directory can move (a clone, another machine).
+        rel = self.run_dir(p).relative_to(self.section_dir(p.study.section))
+        row["run_dir"] = str(rel)
+        row["metrics_path"] = str(rel / METRICS_FILE)
+        if row["outcome"] in ("solved", "unsolved"):
+            compact_metrics(self.run_dir(p) / METRICS_FILE)
+        if not self.store(p.study.section).record_run(row):
+            return
+        self._stored.add(p.run_id)
+        pr = self.progress
+        pr.ran += 1
+        setattr(pr, row["outcome"], getattr(pr, row["outcome"]) + 1)
+        pr.core_seconds += row.get("wall_time") or 0.0
+        if result.get("note"):
+            pr.notes.append(f"run {p.run_id} ({p.study.name} {p.run.describe()}): {result['note']}")
+        self.score_missing()
+        self._touch_session()
+        if p.study.name.startswith("fig7-sgd-cr"):
+            self.replan()  # a length's SGD-CR runs may now set its baselines' budget
+            self.register()
+        if on_run is not None:
+            on_run(p, row)
+
+    def _on_natural(
+        self, n: NaturalPlanned, result: Mapping[str, Any], on_run: OnRun | None
+    ) -> None:
+        pr = self.progress
+        if result["outcome"] == "failed":
+            # Not stored: a natural run's failure (a data error, divergence under
+            # nonfinite = "error") is said and the run is tried again next time.
+            pr.failed += 1
+            pr.notes.append(f"natural run {n.describe()} failed: {result.get('error')}")
+            return
+        row = {**result, "run_dir": f"{RUNS_DIR}/{n.run_id}"}
+        if not self.natural_store(n.section).record(n, row):
+            return
+        self._stored.add(n.run_id)
+        pr.ran += 1
+        pr.core_seconds += float(result.get("wall_time") or 0.0)
+        self._touch_session()
+        if on_run is not None:
+            on_run(n, dict(row))
+
+    # -- generalisation scores ----------------------------------------------------------------
+
+    def scores(self) -> ScoreStore:
+        if self._scores is None:
+            self._scores = ScoreStore.open(self.section_dir("generalisation") / STORE_FILE)
+        return self._scores
+
+    def score_missing(self) -> None:
+        """Score every finished single model at the generalisation lengths it lacks."""
+        for p in self._planned.values():
+            if not p.study.score_lengths or p.run_id not in self._stored:
+                continue
+            store = self.scores()
+            have = store.lengths(p.run_id)
+            todo = [n for n in p.study.score_lengths if n not in have]
+            if todo:
+                for rec in score_run(self.run_dir(p), todo):
+                    store.record(p.run_id, rec)
+
+    # -- the session log ------------------------------------------------------------------------
+
+    def start_session(self) -> None:
+        data = read_campaign_file(self.root)
+        self._session = {
+            "started": utc_now(),
+            "ended": utc_now(),
+            "sections": list(self.all_sections),
+            "rnnstab": __version__,
+            "commit": git_commit(),
+            "machine": machine_facts(),
+        }
+        data["sessions"].append(self._session)
+        _write_json_atomic(self.root / CAMPAIGN_FILE, data)
+
+    def _touch_session(self) -> None:
+        """The session's end time, so that each stored run can be traced to its session."""
+        if self._session is None:
+            return
+        data = read_campaign_file(self.root)
+        self._session["ended"] = utc_now()
+        for s in data["sessions"]:
+            if s.get("started") == self._session["started"]:
+                s.update(self._session)
+        _write_json_atomic(self.root / CAMPAIGN_FILE, data)
+
+    def core_seconds(self) -> float:
+        synthetic = sum(r.wall_time or 0.0 for home in self._homes() for r in self.rows(home))
+        natural = sum(
+            r.wall_time for s in self.natural_sections for r in self.natural_store(s).rows()
+        )
+        return synthetic + natural
+
+    def estimate_left(self) -> float | None:
+        """Core-seconds the missing and running runs take at most; see :func:`estimate_left`."""
+        rows = [r for home in self._homes() for r in self.rows(home)]
+        flying = [p for p in self._in_flight.values() if isinstance(p, CampaignRun)]
+        return estimate_left(rows, list(self._planned.values()), self.missing() + flying)
+
+
+def estimate_left(
+    rows: Sequence[RunRow], planned: Sequence[CampaignRun], todo: Sequence[CampaignRun]
+) -> float | None:
+    """Core-seconds ``todo`` takes at most, each run to its whole budget, at the pace of the
+    stored runs of ``planned`` (seconds per unit of :meth:`CampaignRun.cost`); None before
+    any run is stored. An upper bound: runs that solve stop early."""
+    by_id = {p.run_id: p for p in planned}
+    done = [(r, by_id[r.run_id]) for r in rows if r.run_id in by_id and r.updates and r.wall_time]
+    if not done:
+        return None
+    work = sum(p.cost() / p.run.config.max_updates * (r.updates or 0) for r, p in done)
+    pace = sum(r.wall_time or 0.0 for r, _ in done) / work if work else 0.0
+    return pace * sum(p.cost() for p in todo)
+
+
+def compact_metrics(path: Path) -> None:
+    """Drop the per-evaluation gradient-flow diagnostics of a finished run but the last: they
+    are most of the log's bytes, the report does not use them, and the checkpoint stays valid
+    (one record per evaluation is all it counts). Written atomically."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return
+    out = []
+    for i, line in enumerate(lines):
+        if i == len(lines) - 1 or '"diagnostics"' not in line:
+            out.append(line)
+            continue
+        record = json.loads(line)
+        record.pop("diagnostics", None)
+        out.append(json.dumps(record, separators=(",", ":")))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(x + "\n" for x in out), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_campaign(
+    campaign: Campaign,
+    *,
+    backend: str = "local",
+    jobs: int | None = None,
+    address: str | None = None,
+    on_start: Callable[[Campaign], None] | None = None,
+    on_run: OnRun | None = None,
+) -> Progress:
+    """Run every missing run of the campaign's sections until none is left or Ctrl-C.
+
+    KeyboardInterrupt is not propagated: ``progress.interrupted`` says so, and the same call
+    continues. Finished runs are stored (and single models scored) the moment they end.
+    """
+    from rnnstab_cli.sweep.local import default_jobs, run_local
+
+    jobs = jobs if jobs is not None else default_jobs()
+    if jobs < 1:
+        raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
+    campaign.replan()
+    campaign.check_data()
+    campaign.register()
+    campaign.score_missing()  # a kill between storing a run and scoring it
+    pr = campaign.progress
+    pr.stored_before = len(campaign._stored & set(campaign._planned))
+    campaign.start_session()
+    if on_start is not None:
+        on_start(campaign)
+    backend_name = "ray" if backend == "ray" else "local-process"
+
+    def next_task() -> RunTask | None:
+        return campaign.next_task(backend_name)
+
+    def on_result(result: dict[str, Any]) -> None:
+        campaign.on_result(result, on_run)
+
+    t0 = time.perf_counter()
+    try:
+        if backend == "ray":
+            from rnnstab_cli.sweep.ray_backend import run_ray
+
+            run_ray(next_task, on_result, address=address, jobs=jobs)
+        else:
+            run_local(next_task, on_result, jobs=jobs)
+    except KeyboardInterrupt:
+        pr.interrupted = True
+    finally:
+        campaign._touch_session()
+    pr.notes.append(f"this session: {time.perf_counter() - t0:.0f} s")
+    return pr

@@ -1,0 +1,194 @@
+"""Tables 1 and 2 in a campaign: the natural tasks (§4.2), one run per data set and method
+with the presets' settings, trained until their presets stop them (the epoch budget, or
+``patience`` epochs without a better validation score), then scored on the train and test
+splits with the best validation parameters, as ``rnnstab eval --split`` scores them.
+
+Each section keeps its runs in the ``natural_runs`` table of ``DIR/<section>/store.db`` and
+their checkpoints in ``DIR/<section>/runs/<id>/``. A run interrupted part-way continues from
+its checkpoint (saved after every epoch) the next time. The data are the user's files
+(``--data`` or ``$RNNSTAB_DATA``); their path is not part of a run's identity, so a campaign
+continues on a machine that keeps them elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from rnnstab_cli.errors import CheckpointError
+from rnnstab_cli.sweep.spec import canonical_json
+from rnnstab_cli.sweep.store import ResultStore, utc_now
+from rnnstab_cli.training.natural import NaturalConfig, resolve_natural_config
+
+__all__ = [
+    "NATURAL_STUDIES",
+    "NaturalPlanned",
+    "NaturalRow",
+    "NaturalStore",
+    "plan_natural",
+]
+
+#: Section → (preset, methods): Table 1's three data sets × the three methods; Table 2's next
+#: character × three and 5 characters ahead × SGD+C, SGD+CR (the paper has no SGD there).
+NATURAL_STUDIES: Final[dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
+    "music": (
+        ("music-piano-midi", ("sgd", "sgd-c", "sgd-cr")),
+        ("music-nottingham", ("sgd", "sgd-c", "sgd-cr")),
+        ("music-musedata", ("sgd", "sgd-c", "sgd-cr")),
+    ),
+    "ptb": (
+        ("ptb-char", ("sgd", "sgd-c", "sgd-cr")),
+        ("ptb-char-5ahead", ("sgd-c", "sgd-cr")),
+    ),
+}
+#: Settings that say where or how a run executes, not what it learns.
+_NOT_IDENTITY: Final[frozenset[str]] = frozenset({"data", "threads", "description"})
+
+_SCHEMA: Final[str] = """
+CREATE TABLE IF NOT EXISTS natural_runs (
+    run_id     TEXT PRIMARY KEY,   -- hash of the resolved config without data path and threads
+    preset     TEXT NOT NULL,
+    method     TEXT NOT NULL,
+    config     TEXT NOT NULL,      -- JSON: NaturalConfig.to_dict
+    outcome    TEXT NOT NULL,      -- how training stopped (epochs, patience, max_updates)
+    epochs     INTEGER NOT NULL,
+    updates    INTEGER NOT NULL,
+    best_epoch INTEGER,
+    wall_time  REAL NOT NULL,      -- seconds of training, summed over resumed sessions
+    train      REAL,               -- the table's metric, best validation parameters
+    valid      REAL,
+    test       REAL,
+    run_dir    TEXT NOT NULL,      -- relative to the section directory
+    host       TEXT,
+    started    TEXT,
+    finished   TEXT NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class NaturalPlanned:
+    section: str
+    preset: str
+    method: str
+    config: NaturalConfig
+
+    @property
+    def run_id(self) -> str:
+        settings = {k: v for k, v in self.config.to_dict().items() if k not in _NOT_IDENTITY}
+        return hashlib.sha256(canonical_json(settings).encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        return f"{self.preset} {self.method}"
+
+
+def plan_natural(sections: Sequence[str], data: str | None) -> list[NaturalPlanned]:
+    """The runs of Tables 1–2 for ``sections``, resolved as ``rnnstab train`` resolves them
+    (``data``: the data folder, or None for ``$RNNSTAB_DATA``)."""
+    out = []
+    for section in sections:
+        for preset, methods in NATURAL_STUDIES.get(section, ()):
+            for method in methods:
+                flags: dict[str, Any] = {"task": preset, "method": method, "threads": 1}
+                if data is not None:
+                    flags["data"] = data
+                out.append(NaturalPlanned(section, preset, method, resolve_natural_config(flags)))
+    return out
+
+
+@dataclass(frozen=True)
+class NaturalRow:
+    run_id: str
+    preset: str
+    method: str
+    config: dict[str, Any]
+    outcome: str
+    epochs: int
+    updates: int
+    best_epoch: int | None
+    wall_time: float
+    train: float | None
+    valid: float | None
+    test: float | None
+    run_dir: str
+    finished: str
+
+
+def _number(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
+
+
+class NaturalStore:
+    """The ``natural_runs`` table of a section's store file."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+
+    @classmethod
+    def open(cls, path: Path, *, readonly: bool = False) -> NaturalStore | None:
+        """None when reading a store that has no natural runs."""
+        try:
+            if readonly:
+                if not path.is_file():
+                    return None
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+                has = conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'natural_runs'"
+                ).fetchone()[0]
+                if not has:
+                    conn.close()
+                    return None
+            else:
+                # A result store like every section's (its identity checked, its schema in
+                # place), with the natural runs' table beside the synthetic runs'.
+                ResultStore.open(path).close()
+                conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+                conn.execute(_SCHEMA)
+        except sqlite3.Error as e:
+            raise CheckpointError(f"cannot open the natural runs in {str(path)!r}: {e}") from None
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def record(self, planned: NaturalPlanned, result: Mapping[str, Any]) -> bool:
+        values = (
+            planned.run_id, planned.preset, planned.method,
+            json.dumps(planned.config.to_dict(), sort_keys=True), str(result["outcome"]),
+            int(result["epochs"]), int(result["updates"]), result.get("best_epoch"),
+            float(result["wall_time"]), _number(result.get("train")),
+            _number(result.get("valid")), _number(result.get("test")), str(result["run_dir"]),
+            result.get("host"), result.get("started"), utc_now(),
+        )  # fmt: skip
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            cur = self._conn.execute(
+                f"INSERT INTO natural_runs VALUES ({', '.join('?' * len(values))}) "
+                "ON CONFLICT(run_id) DO NOTHING",
+                values,
+            )
+            return cur.rowcount == 1
+
+    def rows(self) -> list[NaturalRow]:
+        cols = (
+            "run_id, preset, method, config, outcome, epochs, updates, best_epoch, wall_time, "
+            "train, valid, test, run_dir, finished"
+        )
+        out = []
+        for r in self._conn.execute(f"SELECT {cols} FROM natural_runs ORDER BY finished"):
+            try:
+                config = json.loads(r[3])
+            except json.JSONDecodeError as e:
+                raise CheckpointError(f"damaged store {str(self.path)!r}: {e}") from None
+            out.append(NaturalRow(r[0], r[1], r[2], config, *r[4:]))
+        return out
+
+    def ids(self) -> set[str]:
+        return {r for (r,) in self._conn.execute("SELECT run_id FROM natural_runs")}

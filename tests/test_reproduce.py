@@ -1,0 +1,490 @@
+"""`rnnstab reproduce`: the campaign's plan (the paper's studies, Fig. 7's budget rule), a small
+campaign run end to end in a real subprocess, killed with SIGKILL half-way and resumed, the
+report written from the directory alone, and bad input (rnnstab_cli/reproduce/,
+cli/reproduce.py).
+
+The real studies train for core-hours; these tests swap in a miniature of the same shape (two
+Fig. 7 lengths, two seeds, a generalisation model) by replacing ``static_studies``, in-process
+or in the subprocess's own start-up code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rnnstab_cli.cli import main
+from rnnstab_cli.cli.common import EXIT_CHECKPOINT, EXIT_USAGE
+from rnnstab_cli.reproduce import campaign as campaign_mod
+from rnnstab_cli.reproduce.campaign import Campaign, plan_campaign, run_campaign, trajectory_id
+from rnnstab_cli.reproduce.report import write_report
+from rnnstab_cli.reproduce.studies import (
+    FIG7_CAP,
+    FIG7_FLOOR,
+    SECTIONS,
+    Study,
+    fig7_budget,
+    static_studies,
+)
+from rnnstab_cli.sweep.spec import SweepSpec
+from rnnstab_cli.sweep.store import ResultStore
+from rnnstab_cli.training.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED = REPO / "docs" / "reproduction"
+
+#: The miniature campaign, as source so the subprocess builds the very same studies. A tiny
+#: model that SGD-CR solves at length 10 in a few hundred updates and rarely at 20.
+MINI_SOURCE = """
+from rnnstab_cli.reproduce.studies import Study
+from rnnstab_cli.sweep.spec import SweepSpec
+
+TINY = {"hidden": 8, "batch": 4, "eval_every": 250, "eval_sequences": 300,
+        "screen_sequences": 60, "lr": 0.05}
+
+
+def mini_studies(cap=1500):
+    def spec(name, base, axes):
+        return SweepSpec(name=name, source="mini", preset="temporal-order", base=base, axes=axes)
+
+    return [
+        Study("fig7-sgd-cr-seeds0-4", "fig7", "Fig. 7 SGD-CR",
+              spec("fig7-sgd-cr-seeds0-4", {"method": "sgd-cr", "max_updates": cap, **TINY},
+                   {"len": [10, 20], "seed": [0, 1]})),
+        Study("generalisation-temporal-order", "generalisation", "generalises",
+              spec("generalisation-temporal-order",
+                   {"len": "10:20", "max_updates": 500, **TINY}, {"seed": [0]}),
+              score_lengths=(10, 40)),
+    ]
+"""
+_namespace: dict[str, object] = {}
+exec(MINI_SOURCE, _namespace)
+mini_studies = _namespace["mini_studies"]
+
+SUBPROCESS = (
+    MINI_SOURCE
+    + """
+import sys
+from rnnstab_cli.cli import main
+from rnnstab_cli.reproduce import campaign
+cap = int(sys.argv[1])
+campaign.static_studies = lambda: mini_studies(cap)
+sys.exit(main(sys.argv[2:]))
+"""
+)
+
+
+@pytest.fixture
+def mini(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(campaign_mod, "static_studies", lambda: mini_studies())
+
+
+# --------------------------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------------------------
+
+
+def test_fig7_budget_rule() -> None:
+    assert fig7_budget([]) is None
+    # 1.5 × the slowest solve, rounded up to a whole evaluation, never below the floor.
+    assert fig7_budget([200_000, 300_001]) == 451_000
+    assert fig7_budget([3_000, 4_000]) == FIG7_FLOOR
+    # A run that did not solve: the cap, SGD-CR's own budget.
+    assert fig7_budget([50_000, None]) == FIG7_CAP
+    assert fig7_budget([900_000]) == FIG7_CAP  # 1.35 M would exceed the cap
+    assert fig7_budget([1_000], cap=1_500) == 1_500  # a cap below the floor wins
+
+
+def test_every_study_of_the_paper_resolves() -> None:
+    """The real campaign: every run is a valid `rnnstab train` config, ids are unique, and
+    the settings are the presets' (the paper's appendix) but for seeds and budgets."""
+    planned = plan_campaign(list(SECTIONS), lambda section: [])
+    ids = [p.run_id for p in planned]
+    assert len(ids) == len(set(ids))
+    names = {p.study.name for p in planned}
+    assert {"generalisation-temporal-order", "tasks-random-permutation"} <= names
+    by = {p.study.name: p.run.config for p in planned}
+    assert by["tasks-random-permutation"].hidden == 100  # appendix: 100 hidden units
+    assert by["tasks-random-permutation"].lr == 0.001 and by["tasks-random-permutation"].alpha == 1
+    assert by["fig7-sgd-cr-seeds0-4"].lr == 0.001 and by["fig7-sgd-cr-seeds0-4"].clip == 6
+    # Fig. 7: 6 lengths × 8 seeds of SGD-CR; the baselines wait for SGD-CR's results.
+    cr = [p for p in planned if p.study.name.startswith("fig7-sgd-cr")]
+    assert len(cr) == 48 and {p.run.config.length.lo for p in cr} == {10, 20, 50, 100, 150, 200}
+    assert not [p for p in planned if p.run.config.method in ("sgd", "sgd-c")]
+    # Random permutation: 8 trials, as the paper's "1 out of 8".
+    assert sum(p.study.name == "tasks-random-permutation" for p in planned) == 8
+    # The generalisation models are trained on 50–200 and scored up to 800.
+    gen = [p for p in planned if p.study.score_lengths]
+    # (The authors' code draws lengths from [50, 200), hence 50:199 for its study.)
+    assert gen and all(p.run.config.length.lo == 50 for p in gen)
+    assert all(p.run.config.length.hi in (199, 200) for p in gen)
+    assert all(max(p.study.score_lengths) == 800 for p in gen)
+
+
+def test_a_raised_budget_continues_the_same_trajectory() -> None:
+    a, b = (
+        SweepSpec("x", "t", "temporal-order", {"len": 10, "max_updates": n}, {"seed": [0]})
+        for n in (1000, 2000)
+    )
+    from rnnstab_cli.sweep.spec import expand
+
+    (ra,), (rb,) = expand(a), expand(b)
+    assert ra.run_id != rb.run_id
+    assert trajectory_id(ra) == trajectory_id(rb)
+
+
+# --------------------------------------------------------------------------------------------
+# A miniature campaign in-process: plan → run → budgets → report
+# --------------------------------------------------------------------------------------------
+
+
+def _run_mini(root: Path, sections: list[str]) -> Campaign:
+    with Campaign(root, sections) as c:
+        progress = run_campaign(c, jobs=2)
+        assert not progress.interrupted and progress.failed == 0
+        assert not c.missing()
+        return c
+
+
+def test_mini_campaign_plans_baselines_from_sgd_cr_and_reports(mini: None, tmp_path: Path) -> None:
+    root = tmp_path / "repro"
+    _run_mini(root, ["fig7", "generalisation"])
+    with ResultStore.open_readonly(root / "fig7" / "store.db") as st:
+        rows = st.runs()
+        names = {s.name for s in st.sweeps()}
+    cr = [r for r in rows if r.config["method"] == "sgd-cr"]
+    base = [r for r in rows if r.config["method"] != "sgd-cr"]
+    assert len(cr) == 4 and len(base) == 8  # 2 lengths × 2 seeds × (SGD, SGD-C)
+    assert {"fig7-baselines-len10-seeds0-1", "fig7-baselines-len20-seeds0-1"} <= names
+    for length in (10, 20):
+        at = [r for r in cr if r.config["len"] == length]
+        expected = fig7_budget([r.updates if r.solved else None for r in at], cap=1500)
+        assert {r.config["max_updates"] for r in base if r.config["len"] == length} == {expected}
+        # The baselines share every setting with SGD-CR but the method, α and the budget.
+        b, c = next(r for r in base if r.config["len"] == length), at[0]
+        same = {k for k in c.config if k not in ("method", "alpha", "max_updates", "clip_mode")}
+        assert {k: b.config[k] for k in same if k != "seed"} == {
+            k: c.config[k] for k in same if k != "seed"
+        }
+    # Run directories are stored relative to the section, and hold a loadable model.
+    for r in rows:
+        assert r.run_dir is not None and not Path(r.run_dir).is_absolute()
+        assert load_checkpoint(root / "fig7" / r.run_dir).state.updates == r.updates
+    # The generalisation model was scored at its lengths, as `rnnstab eval` scores them.
+    with ResultStore.open_readonly(root / "generalisation" / "store.db") as st:
+        (gen,) = st.runs()
+    conn = sqlite3.connect(root / "generalisation" / "store.db")
+    scores = dict(conn.execute("SELECT length, errors FROM scores WHERE run_id = ?", (gen.run_id,)))
+    conn.close()
+    assert set(scores) == {10, 40}
+    code = main(["eval", str(root / "generalisation" / gen.run_dir), "--len", "40", "--json"])
+    assert code == 0
+    # The report: written from the directory, the same text twice, with Fig. 7 drawn.
+    path = write_report(root)
+    text = path.read_text()
+    assert (root / "figures" / "fig7.png").stat().st_size > 1000
+    assert "| fig7 | SGD-CR solves temporal order" in text
+    assert f"{scores[40] / 10_000:.2%}".replace("%", "") in text.replace("%", "")
+    assert write_report(root).read_text() == text
+
+
+def test_metrics_of_finished_runs_keep_one_record_per_evaluation(
+    mini: None, tmp_path: Path
+) -> None:
+    root = tmp_path / "repro"
+    _run_mini(root, ["generalisation"])
+    (run_dir,) = (root / "generalisation" / "runs").iterdir()
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == load_checkpoint(run_dir).state.eval_index
+    # The gradient-flow diagnostics stay on the last record only (they are most of the bytes).
+    assert [("diagnostics" in x) for x in lines] == [False] * (len(lines) - 1) + [True]
+
+
+# --------------------------------------------------------------------------------------------
+# kill -9 and resume, as a user runs it
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+
+
+def _start(cap: int, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", SUBPROCESS, str(cap), "reproduce", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the kill reaches every worker
+        cwd=REPO,
+    )
+
+
+def _stored(db: Path) -> dict[str, tuple[str, int]]:
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(db)
+    try:
+        return {r: (o, u) for r, o, u in conn.execute("SELECT run_id, outcome, updates FROM runs")}
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        conn.close()
+
+
+#: A budget that keeps the unsolved runs going for seconds, long enough to kill them half-way.
+SLOW_CAP = 30_000
+
+
+def test_kill_9_then_resume_stores_every_run_once(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    root = tmp_path / "repro"
+    db = root / "fig7" / "store.db"
+    proc = _start(SLOW_CAP, "fig7", "--dir", str(root), "-j", "2", "-q")
+    procs.append(proc)
+    deadline = time.monotonic() + 120
+    partial: list[Path] = []
+    while not partial:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no run checkpointed part-way in time"
+        done = _stored(db)
+        states = [d / "state.json" for d in (root / "fig7" / "runs").glob("*")]
+        for f in states:
+            try:
+                u = json.loads(f.read_text())["run_state"]["updates"]
+            except (OSError, json.JSONDecodeError, KeyError):
+                continue
+            if 0 < u < SLOW_CAP and done:
+                partial.append(f.parent)
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    before = _stored(db)
+    assert before, "the kill came before any run was stored"
+
+    rerun = _start(SLOW_CAP, "fig7", "--dir", str(root), "-j", "2", "--json")
+    procs.append(rerun)
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err
+    lines = [json.loads(x) for x in out.splitlines()]
+    summary = lines[-1]
+    assert summary["event"] == "reproduce" and summary["missing"] == 0
+    after = _stored(db)
+    # Nothing stored before was changed, nothing stored twice, every planned run stored.
+    assert {k: after[k] for k in before} == before
+    ran = [x["run_id"] for x in lines if x["event"] == "run"]
+    assert len(ran) == len(set(ran)) and not set(ran) & set(before)
+    conn = sqlite3.connect(db)
+    total, distinct = conn.execute("SELECT count(*), count(DISTINCT run_id) FROM runs").fetchone()
+    conn.close()
+    assert total == distinct == len(after) == 4 + 8  # SGD-CR 2 × 2, baselines 2 × 2 × 2
+
+    # A run killed half-way ends exactly where the same campaign run straight through ends.
+    straight = tmp_path / "straight"
+    proc3 = _start(SLOW_CAP, "fig7", "--dir", str(straight), "-j", "2", "-q")
+    procs.append(proc3)
+    proc3.communicate(timeout=600)
+    assert proc3.returncode == 0
+    assert _stored(straight / "fig7" / "store.db") == after
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------
+
+
+def test_bad_input_is_one_line_and_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(*argv: str) -> tuple[int, str]:
+        code = main(list(argv))
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+        return code, err
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert run("reproduce", "fig8", "--dir", str(tmp_path / "d")) == (
+        EXIT_USAGE,
+        "Error: unknown section 'fig8'; expected one of: fig7, generalisation, tasks, music, "
+        "ptb, all, report",
+    )
+    code, err = run("reproduce", "fig7", "--dir", str(a_file))
+    assert code == EXIT_USAGE and "is a file" in err
+    code, err = run("reproduce", "fig7")
+    assert code == EXIT_USAGE and "--dir" in err
+    # A directory that holds something else: refused, and left as it was.
+    other = tmp_path / "other"
+    (other / "fig7").mkdir(parents=True)
+    ResultStore.open(other / "fig7" / "store.db").close()
+    code, err = run("reproduce", "fig7", "--dir", str(other))
+    assert code == EXIT_USAGE and "not an rnnstab reproduction" in err
+    assert sorted(p.name for p in other.iterdir()) == ["fig7"]
+    code, err = run("reproduce", "report", str(tmp_path / "missing"))
+    assert code == EXIT_CHECKPOINT and "no reproduction" in err
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "campaign.json").write_text("{not json")
+    code, err = run("reproduce", "report", str(damaged))
+    assert code == EXIT_CHECKPOINT and "damaged campaign file" in err
+
+
+def test_a_store_holding_another_sweep_is_refused(
+    mini: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "repro"
+    _run_mini(root, ["generalisation"])
+    with ResultStore.open(root / "generalisation" / "store.db") as st:
+        st.register_sweep("0" * 16, "my-own-sweep", {}, [])
+    assert main(["reproduce", "generalisation", "--dir", str(root)]) == EXIT_USAGE
+    assert "my-own-sweep" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# The project's own reproduction, committed in docs/reproduction
+# --------------------------------------------------------------------------------------------
+
+
+def test_committed_report_regenerates_from_committed_evidence(tmp_path: Path) -> None:
+    copy = tmp_path / "reproduction"
+    shutil.copytree(COMMITTED, copy)
+    committed = (COMMITTED / "README.md").read_text()
+    assert write_report(copy).read_text() == committed
+
+
+def test_committed_evidence_is_small_and_its_models_load() -> None:
+    files = [p for p in COMMITTED.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 25 * 2**20
+    assert not [p for p in files if p.name.endswith(("-wal", "-shm", ".tmp"))]
+    for section in ("fig7", "generalisation", "tasks"):
+        db = COMMITTED / section / "store.db"
+        if not db.exists():
+            continue
+        with ResultStore.open_readonly(db) as st:
+            rows = st.runs()
+        for r in rows:
+            assert r.run_dir is not None
+            assert load_checkpoint(COMMITTED / section / r.run_dir).state.updates == r.updates
+
+
+def test_static_studies_cover_every_claim_section() -> None:
+    homes = {s.section for s in static_studies()}
+    assert homes == {"fig7", "generalisation", "tasks"}
+    assert isinstance(static_studies()[0], Study)
+
+
+def test_sigterm_stops_a_campaign_like_ctrl_c(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """`kill PID` (a scheduler ending a job, or a campaign a script started in the background,
+    where the shell ignores SIGINT) checkpoints the running runs and exits 130."""
+    root = tmp_path / "repro"
+    proc = _start(SLOW_CAP, "fig7", "--dir", str(root), "-j", "1", "-q")
+    procs.append(proc)
+    runs = root / "fig7" / "runs"
+    deadline = time.monotonic() + 120
+    while not any(
+        json.loads(f.read_text() or "{}").get("run_state", {}).get("updates", 0) > 0
+        for f in runs.glob("*/state.json")
+    ):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no run checkpointed in time"
+        time.sleep(0.05)
+    proc.terminate()  # SIGTERM to the driver alone
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Interrupted: run `rnnstab reproduce fig7" in err
+    # The interrupted run left a checkpoint that loads, part-way through its budget.
+    partial = [
+        load_checkpoint(d).state.updates for d in runs.iterdir() if (d / "state.json").exists()
+    ]
+    assert partial and all(0 < u <= SLOW_CAP for u in partial)
+
+
+# --------------------------------------------------------------------------------------------
+# Tables 1 and 2: natural runs in a campaign
+# --------------------------------------------------------------------------------------------
+
+DATA = Path("/work/shared/data")
+
+
+@pytest.mark.skipif(not DATA.exists(), reason=f"the real data sets are not at {DATA}")
+def test_natural_section_trains_scores_and_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reproduce music` with Table 1's Nottingham runs made tiny (a slice of the real file,
+    12 units, 2 epochs): each method trained, scored as `rnnstab eval --split` scores it,
+    stored once, and reported against the paper's figures."""
+    from rnnstab_cli.reproduce import natural as natural_mod
+    from rnnstab_cli.training.natural import resolve_natural_config
+    from tests.test_natural_cli import music_slice
+
+    data = tmp_path / "data"
+    (data / "polyphonic").mkdir(parents=True)
+    music_slice(data / "polyphonic", "Nottingham.mat")
+
+    def tiny_plan(sections: list[str], data_dir: str | None) -> list[natural_mod.NaturalPlanned]:
+        return [
+            natural_mod.NaturalPlanned(
+                "music", "music-nottingham", m,
+                resolve_natural_config({
+                    "task": "music-nottingham", "method": m, "data": data_dir, "hidden": 12,
+                    "seq_len": 25, "epochs": 2, "threads": 1,
+                }),
+            )
+            for m in ("sgd", "sgd-c", "sgd-cr")
+            if "music" in sections
+        ]  # fmt: skip
+
+    monkeypatch.setattr(campaign_mod, "plan_natural", tiny_plan)
+    root = tmp_path / "repro"
+    with Campaign(root, ["music"], data=str(data)) as c:
+        progress = run_campaign(c, jobs=2)
+        assert progress.ran == 3 and not progress.interrupted
+    store = natural_mod.NaturalStore.open(root / "music" / "store.db", readonly=True)
+    assert store is not None
+    rows = store.rows()
+    store.close()
+    assert sorted(r.method for r in rows) == ["sgd", "sgd-c", "sgd-cr"]
+    for r in rows:
+        assert r.epochs == 2 and r.test is not None and r.train is not None
+    # The stored test figure is what `rnnstab eval --split test` says of the checkpoint.
+    r = rows[0]
+    code = main(["eval", str(root / "music" / r.run_dir), "--split", "test", "--json"])
+    assert code == 0
+    text = write_report(root).read_text()
+    line = next(x for x in text.splitlines() if x.startswith("| music | Table 1: Nottingham"))
+    assert "test 3.80 / 3.48 / 3.46" in line and "**pending**" not in line
+    assert f"{r.test:.2f}" in line
+    # Running the section again finds everything stored and trains nothing.
+    with Campaign(root, ["music"], data=str(data)) as c:
+        assert run_campaign(c, jobs=1).ran == 0
+
+
+def test_mini_campaign_on_ray_stores_what_local_stores(mini: None, tmp_path: Path) -> None:
+    """--backend ray: the same runs, asked for one per free CPU, stored with the same results
+    as on local processes (results do not depend on where a run executes)."""
+    pytest.importorskip("ray")
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    _run_mini(local, ["fig7"])
+    with Campaign(remote, ["fig7"]) as c:
+        progress = run_campaign(c, backend="ray", jobs=2)
+        assert not progress.interrupted and progress.failed == 0 and not c.missing()
+    assert _stored(remote / "fig7" / "store.db") == _stored(local / "fig7" / "store.db")
