@@ -330,6 +330,25 @@ CLI_VALUES = [
         "/nonexistent/ck",
     ),
     case("bench-config", ["bench", "--only", "--config", "1,2"], USAGE, "1,2"),
+    case(
+        "plot-unwritable",
+        lambda e: ["plot", str(e.store), "-o", "/proc/p.png"],
+        USAGE,
+        "/proc/p.png",
+    ),
+    case(
+        "plot-run-unwritable",
+        lambda e: ["plot", str(e.ck), "-o", "/proc/r.svg"],
+        USAGE,
+        "/proc/r.svg",
+    ),
+    case(
+        "figure-unwritable",
+        ["figure", "error-surface", "--grid", "10", "--steps", "1", "-o", "/proc/f/x.png"],
+        USAGE,
+        "/proc/f/x.png",
+    ),
+    case("figure-suffix", ["figure", "bifurcation", "-o", "x.bmp"], USAGE, ".png"),
     case("unknown-command", ["trian"], USAGE, "trian"),
 ]
 

@@ -62,6 +62,9 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     path never leaves a half-written file behind.
     """
     p, fmt = check_path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, format=fmt, dpi=_DPI, metadata=_METADATA[fmt])
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(p, format=fmt, dpi=_DPI, metadata=_METADATA[fmt])
+    except OSError as e:
+        raise UsageError(f"cannot write a figure to {str(p)!r}: {e.strerror or e}") from None
     return p
