@@ -534,6 +534,33 @@ FILES = [
     ),
     case("spec-jobs-0", spec_file(TO + "[axes]\nseed = [0]\n", "--jobs", "0"), USAGE, "--jobs"),
     case(
+        "spec-jobs-huge",
+        lambda e: [
+            "sweep",
+            str(e.write("s.toml", TO + "[axes]\nseed = [0]\n")),
+            "--store",
+            str(e.tmp / "s.db"),
+            "--jobs",
+            "100000",
+        ],
+        USAGE,
+        "--jobs",
+    ),
+    case(
+        "spec-runs-dir",
+        lambda e: [
+            "sweep",
+            str(e.write("s.toml", TO + "[axes]\nseed = [0]\n")),
+            "--store",
+            str(e.tmp / "s.db"),
+            "--runs-dir",
+            "/proc/runs",
+        ],
+        USAGE,
+        "--runs-dir",
+        "/proc/runs",
+    ),
+    case(
         "spec-backend",
         lambda e: [
             "sweep",

@@ -9,6 +9,7 @@ command continues).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,7 @@ from rnnstab_cli.cli.common import (
     note,
     note_interrupt,
 )
+from rnnstab_cli.engine import MAX_THREADS
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.sweep.progress import duration, make_sweep_progress
 from rnnstab_cli.sweep.run import (
@@ -234,6 +236,20 @@ def sweep_command(
         # A cluster's workers may not share this disk; checkpoints there need an explicit,
         # shared --runs-dir.
         rdir = default_runs_dir(store) if backend == "local" else None
+    if rdir is not None and backend == "local":
+        # Said once here, not as a failure of every run.
+        try:
+            Path(rdir).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create --runs-dir {str(rdir)!r}: {e.strerror or e}") from None
+    if backend == "local" and jobs is not None and jobs > MAX_THREADS:
+        # Each job is a process with its own engine; thousands would exhaust the machine.
+        raise UsageError(f"--jobs must be at most {MAX_THREADS} on the local backend, got {jobs}")
+    if backend == "local" and jobs is not None and jobs > (os.cpu_count() or 1):
+        note(
+            f"note: --jobs {jobs} is more than the {os.cpu_count() or 1} cores here; runs will "
+            "share cores and each will be slower"
+        )
 
     summary = run_sweep(
         plan,
