@@ -24,7 +24,7 @@ import numpy as np
 
 from rnnstab_cli import _engine
 from rnnstab_cli.errors import UsageError
-from rnnstab_cli.resources import require
+from rnnstab_cli.resources import bptt_bytes, forward_bytes, require
 
 Params = dict[str, np.ndarray]
 
@@ -255,6 +255,38 @@ def _check_like(new: Params, current: Params, what: str) -> None:
             )
 
 
+#: Calls whose buffers need less than this are not checked against the memory available: the
+#: check reads /proc, and small calls (most of them) cannot fail.
+CHECK_MEMORY_ABOVE: int = 256 * 2**20
+
+
+def _model_dims(params: Mapping[str, np.ndarray]) -> tuple[int, int, int] | None:
+    """(H, O, bytes per element) of a parameter dict, or None when it is malformed (the
+    engine then says what is wrong)."""
+    if not isinstance(params, Mapping):
+        return None
+    w_rec, w_out = params.get("W_rec"), params.get("W_out")
+    if getattr(w_rec, "ndim", 0) != 2 or getattr(w_out, "ndim", 0) != 2:
+        return None
+    return int(w_rec.shape[0]), int(w_out.shape[0]), int(w_rec.dtype.itemsize)
+
+
+def _require_memory(
+    dims: tuple[int, int, int] | None, inputs: object, what: str, *, backward: bool = True
+) -> None:
+    """UsageError before a call whose buffers (the engine's (B, T+1, H) states and error
+    signals, or the outputs) cannot fit in memory. Malformed arguments are left to the engine,
+    which names them."""
+    shape = getattr(inputs, "shape", None)
+    if dims is None or shape is None or len(shape) < 3:
+        return
+    t, b, i = (int(d) for d in shape[-3:])
+    h, o, item = dims
+    need = bptt_bytes(t, b, h, i, o, item) if backward else forward_bytes(t, b, h, i, o, item)
+    if need > CHECK_MEMORY_ABOVE:
+        require(need, f"{what} on inputs of shape {tuple(shape)}", "use shorter or fewer sequences")
+
+
 def loss_and_grads(
     params: Mapping[str, np.ndarray],
     inputs: np.ndarray,
@@ -274,6 +306,7 @@ def loss_and_grads(
     (T, B)``. Ω's gradient is its immediate partial with respect to W_rec (eq. 10), weighted by
     ``omega_alpha``; Ω's value is reported whatever α is.
     """
+    _require_memory(_model_dims(params), inputs, "loss_and_grads")
     loss_v, omega, grads, _, _ = _engine.loss_and_grads(
         _params_dict(params),
         inputs,
@@ -312,6 +345,7 @@ def loss_grads_and_state(
         "time_reduction": "sum",
         "threads": None,
     } | settings
+    _require_memory(_model_dims(params), inputs, "loss_grads_and_state")
     loss_v, omega, grads, _, final = _engine.loss_and_grads(
         _params_dict(params),
         inputs,
@@ -339,6 +373,7 @@ def forward(
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Outputs y_t ``(T, B, O)`` (logits or raw values) for evaluation; with ``return_state``
     also x_T ``(B, H)``."""
+    _require_memory(_model_dims(params), inputs, "forward", backward=False)
     y, final = _engine.forward(_params_dict(params), inputs, activation, x0, check_threads(threads))
     return (y, final) if return_state else y
 
@@ -407,6 +442,15 @@ class Trainer:
             )
         self.activation = activation
         self.loss = loss
+        self._dims = _model_dims(params)
+        self._checked: tuple[int, ...] | None = None
+
+    def _require_memory(self, inputs: object) -> None:
+        """The memory check of a batch shape, once per shape (the workspace is reused)."""
+        shape = getattr(inputs, "shape", None)
+        if shape is not None and tuple(shape) != self._checked:
+            _require_memory(self._dims, inputs, "Trainer.step")
+            self._checked = tuple(shape)
 
     def step(
         self,
@@ -415,10 +459,12 @@ class Trainer:
         mask: np.ndarray,
         x0: np.ndarray | None = None,
     ) -> StepStats:
+        self._require_memory(inputs)
         return StepStats(*self._native.step(inputs, targets, mask, x0))
 
     def steps(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> StepsStats:
         """K updates from arrays with a leading K axis: ``inputs (K, T, B, I)`` etc."""
+        self._require_memory(inputs)
         rows = self._native.steps(inputs, targets, mask)
         cols = list(zip(*rows, strict=True)) if rows else [()] * 6
         kinds = (np.float64, np.float64, np.float64, bool, bool, np.int64)

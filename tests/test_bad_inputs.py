@@ -1432,6 +1432,23 @@ def test_more_threads_than_cores_is_said_at_once(capfd: pytest.CaptureFixture[st
     assert first.startswith(f"note: --threads {threads} is more than the")
 
 
+def test_an_api_call_that_cannot_fit_is_refused_before_the_engine_allocates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine, "CHECK_MEMORY_ABOVE", 0)
+    monkeypatch.setenv("RNNSTAB_MEMORY_BYTES", "1000")
+    p, x, y, m = _problem()
+    calls = [
+        lambda: engine.loss_and_grads(p, x, y, m),
+        lambda: engine.forward(p, x),
+        lambda: engine.Trainer(p).step(x, y, m),
+        lambda: engine.Trainer(p).steps(x[None], y[None], m[None]),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"inputs of shape .* needs about"):
+            call()
+
+
 def test_usage_error_is_a_value_error() -> None:
     from rnnstab_cli.errors import UsageError
 
