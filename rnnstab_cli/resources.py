@@ -72,7 +72,8 @@ def available_bytes() -> int | None:
                 "RNNSTAB_MEMORY_BYTES must be an integer number of bytes, "
                 f"got {os.environ['RNNSTAB_MEMORY_BYTES']!r}"
             ) from None
-    known = [b for b in (_meminfo_available(), _address_space_left(), _cgroup_left()) if b]
+    sources = (_meminfo_available(), _address_space_left(), _cgroup_left())
+    known = [b for b in sources if b is not None]
     return min(known) if known else None
 
 
