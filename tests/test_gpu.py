@@ -161,3 +161,50 @@ def test_benchmark_has_a_gpu_row() -> None:
     gpu = [r for r in rows if r.implementation == "rnnstab GPU"]
     assert len(gpu) == 1 and gpu[0].updates_per_s > 0
     assert facts["gpu"] and str(facts["gpu"]) in gpu[0].note
+
+
+def test_the_vulkan_loaders_noise_stays_off_stderr() -> None:
+    # libwayland-client, loaded by Mesa's Vulkan drivers, prints a line when XDG_RUNTIME_DIR is
+    # unset (every headless machine); a fresh process, since the loader runs once per process.
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    for argv in (
+        ["info"],
+        [
+            "train",
+            "--task",
+            "temporal-order",
+            "--len",
+            "12",
+            "--hidden",
+            "4",
+            "--max-updates",
+            "2",
+            "--eval-every",
+            "2",
+            "--device",
+            "gpu",
+            "--set",
+            "eval_sequences=10",
+            "--set",
+            "screen_sequences=10",
+            "-q",
+        ],
+    ):
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from rnnstab_cli.cli import main; sys.exit(main())",
+                *argv,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode in (0, 10), run.stderr
+        assert "XDG_RUNTIME_DIR" not in run.stderr, run.stderr
