@@ -11,10 +11,8 @@ is refused would certainly have failed; one that passes may still be tight.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -124,38 +122,3 @@ def forward_bytes(steps: int, batch: int, hidden: int, n_in: int, n_out: int, it
         + 2 * steps * batch * n_out * itemsize
         + 3 * batch * hidden * itemsize
     )
-
-
-def _vm_size() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-@contextlib.contextmanager
-def address_space_cap(extra_bytes: int) -> Iterator[None]:
-    """Let the process map at most ``extra_bytes`` more while the block runs, so that a
-    third-party parser (scipy's MAT reader) that allocates whatever a damaged header declares
-    gets a MemoryError instead of taking gigabytes. Without /proc, or under a tighter limit
-    already, nothing changes."""
-    used = _vm_size()
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    cap = None if used is None else used + extra_bytes
-    if cap is not None and hard != resource.RLIM_INFINITY:
-        cap = min(cap, hard)
-    if cap is None or (soft != resource.RLIM_INFINITY and soft <= cap):
-        yield
-        return
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    except (ValueError, OSError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

@@ -1120,6 +1120,21 @@ def mat(name: str, data: bytes) -> Argv:
     return argv
 
 
+def _scipy_crasher() -> bytes:
+    import io
+
+    import scipy.io
+
+    roll = np.zeros((1, 2), dtype=object)
+    roll[0, 0] = np.eye(4, 88, dtype=np.uint8)
+    roll[0, 1] = np.ones((3, 88), dtype=np.uint8)
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, {"traindata": roll, "validdata": roll, "testdata": roll})
+    data = bytearray(buf.getvalue())
+    data[239:242] = b"\x00\x00\xef"
+    return bytes(data)
+
+
 def ptb(split: str, data: bytes) -> Argv:
     def argv(e: Env) -> list[str]:
         (e.ptb / "ptb_char" / f"ptb.char.{split}.txt").write_bytes(data)
@@ -1185,6 +1200,9 @@ DATA_FILES = [
     ),
     case("mat-text", mat("Nottingham.mat", b"not a mat file at all" * 10), DATA, "Nottingham.mat"),
     case("mat-jsb-garbage", mat("JSB_Chorales.mat", b"\x00" * 1000), DATA, "JSB_Chorales.mat"),
+    # Found by the fuzz target: three bytes changed in a valid file kill scipy's reader with
+    # SIGBUS or SIGSEGV, which its own process (see music._load_mat) turns into a data error.
+    case("mat-crashes-scipy", mat("Nottingham.mat", _scipy_crasher()), DATA, "Nottingham.mat"),
     case("ptb-empty", ptb("train", b""), DATA, "ptb.char.train.txt"),
     case("ptb-binary", ptb("train", b"\xff\xfe\x00abc\n"), DATA, "ptb.char.train.txt"),
     case("ptb-unknown-symbol", ptb("valid", b"a b z\n"), DATA, "ptb.char.valid.txt", "'z'"),

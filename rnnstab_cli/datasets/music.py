@@ -27,7 +27,11 @@ import importlib
 import io
 import operator
 import pickle
+import resource
 import struct
+import subprocess
+import sys
+import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -47,7 +51,6 @@ from rnnstab_cli.datasets.common import (
     require_file,
 )
 from rnnstab_cli.errors import DataError
-from rnnstab_cli.resources import address_space_cap
 
 N_NOTES = 88
 """Columns of a piano roll: the 88 piano keys."""
@@ -158,17 +161,94 @@ def load_music(path: PathLike) -> MusicData:
 # MATLAB files
 
 
-#: What reading one MAT or pickle file may map beyond what the process had: room for the
-#: largest real set (MuseData, a few hundred MB as float32 rolls) several times over.
+#: What the process that reads a MAT file may map beyond what it had at its start: room for
+#: the largest real set (MuseData, a few hundred MB as float32 rolls) several times over.
 PARSE_BYTES = 2 << 30
+#: How long reading a MAT file may take; the real ones take under a second.
+PARSE_SECONDS = 300
+_CHILD_DATA_ERROR = 3  # the reading process's exit code for a DataError, said on its stderr
+
+# The reading process: limits its own address space, reads and checks the file, and writes the
+# rolls as uint8 (the values are 0/1) to an .npz the parent reads back without pickles.
+_MAT_CHILD = """
+import sys
+from pathlib import Path
+from rnnstab_cli.datasets.music import read_mat_here, limit_address_space
+from rnnstab_cli.errors import DataError
+limit_address_space(int(sys.argv[3]))
+try:
+    data = read_mat_here(Path(sys.argv[1]))
+except DataError as e:
+    print(e, file=sys.stderr)
+    sys.exit(3)
+import numpy as np
+arrays = {f"{s}_{i:07d}": r.astype(np.uint8) for s in ("train", "valid", "test")
+          for i, r in enumerate(getattr(data, s))}
+np.savez(sys.argv[2], **arrays)
+"""
 
 
 def _load_mat(p: Path) -> MusicData:
+    """Read a MAT file in a separate process. scipy's reader is C code that trusts the file:
+    the fuzz target (tests/fuzz_loaders.py) found a 2.5 KB file that kills it with SIGBUS and
+    headers that make it allocate gigabytes. A crash, a blow-up or a hang there ends the reading
+    process, not this one, and becomes a one-line DataError."""
+    with tempfile.TemporaryDirectory(prefix="rnnstab-mat-") as tmp:
+        out = Path(tmp) / "rolls.npz"
+        cmd = [sys.executable, "-c", _MAT_CHILD, str(p), str(out), str(PARSE_BYTES)]
+        try:
+            run = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=PARSE_SECONDS, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise DataError(
+                f"{p} is not {_MAT_WHAT} (reading it took over {PARSE_SECONDS} s)"
+            ) from None
+        if run.returncode == _CHILD_DATA_ERROR:
+            raise DataError(one_line(run.stderr.strip().splitlines()[-1]))
+        if run.returncode != 0:
+            how = (
+                f"scipy's reader died of signal {-run.returncode}"
+                if run.returncode < 0
+                else f"scipy's reader failed: {_last_line(run.stderr)}"
+            )
+            raise DataError(f"{p} is not {_MAT_WHAT} ({how})")
+        with np.load(out, allow_pickle=False) as npz:
+            keys = sorted(npz.files)
+            splits = {
+                s: [npz[k].astype(np.float32) for k in keys if k.startswith(f"{s}_")]
+                for s in SPLITS
+            }
+    return MusicData(**splits, source=p)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return one_line(lines[-1])[:300] if lines else "no message"
+
+
+def limit_address_space(extra_bytes: int) -> None:
+    """Let this process map at most ``extra_bytes`` more than it has now: an allocation a
+    damaged header asks for then fails with MemoryError. Used by the single-threaded reading
+    process only; a no-op where /proc or the limit is unavailable."""
     try:
-        # A damaged header can declare gigabytes in a few bytes (found by the fuzz target):
-        # scipy allocates them before finding the file too short.
-        with address_space_cap(PARSE_BYTES):
-            mat = scipy.io.loadmat(p)
+        status = Path("/proc/self/status").read_text()
+        used = next(
+            int(ln.split()[1]) * 1024 for ln in status.splitlines() if ln.startswith("VmSize:")
+        )
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = (
+            used + extra_bytes if hard == resource.RLIM_INFINITY else min(used + extra_bytes, hard)
+        )
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (OSError, ValueError, StopIteration):
+        return
+
+
+def read_mat_here(p: Path) -> MusicData:
+    """Read and check a MAT file in this process (see :func:`_load_mat` for why it is not)."""
+    try:
+        mat = scipy.io.loadmat(p)
     except _MAT_READ_ERRORS as exc:
         raise DataError(f"{p} is not {_MAT_WHAT} (scipy: {one_line(exc)})") from exc
     missing = [v for v in _MAT_VARS.values() if v not in mat]
@@ -268,11 +348,21 @@ class _RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
+#: The largest pickle read (the JSB pickle has 2 MB): every opcode can add an object, so the
+#: file's size bounds what unpickling builds.
+MAX_PICKLE_BYTES = 64 << 20
+
+
 def _load_pickle(p: Path) -> MusicData:
+    size = p.stat().st_size
+    if size > MAX_PICKLE_BYTES:
+        raise DataError(
+            f"{p} has {size:,} bytes, more than the {MAX_PICKLE_BYTES:,} a piano-roll pickle may "
+            f"have: expected {_PICKLE_WHAT}"
+        )
     raw = read_bytes(p, _PICKLE_WHAT)
     try:
-        with address_space_cap(PARSE_BYTES):
-            obj = _RestrictedUnpickler(io.BytesIO(raw), p).load()
+        obj = _RestrictedUnpickler(io.BytesIO(raw), p).load()
     except _PICKLE_READ_ERRORS as exc:
         raise DataError(f"{p} is not {_PICKLE_WHAT} (unpickling failed: {one_line(exc)})") from exc
     if not isinstance(obj, dict):
