@@ -16,6 +16,7 @@ and tests/test_fuzz_loaders.py does that for a few hundred inputs in the suite.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -167,7 +168,7 @@ def _mutate_json(doc: Any, pick: Callable[[int], int]) -> Any:
     for _ in range(1 + pick(3)):
         paths = _paths(doc)
         path = paths[pick(len(paths))]
-        value = ODD_VALUES[pick(len(ODD_VALUES))]
+        value = copy.deepcopy(ODD_VALUES[pick(len(ODD_VALUES))])  # a shared list could loop
         if not path:
             doc = value
             continue
