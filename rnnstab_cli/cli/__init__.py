@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     try:
+        from rnnstab_cli.engine import check_simd_env
+
+        check_simd_env()
         app(args=list(argv) if argv is not None else None, prog_name="rnnstab")
     except SystemExit as e:  # typer always ends with sys.exit in standalone mode
         code = e.code
