@@ -139,6 +139,26 @@ def _gpu_loader_stderr() -> Iterator[None]:
                 sys.stderr.flush()
 
 
+#: The instruction sets the engine's kernels exist for, least capable first, and the variable
+#: that caps the one they use (to measure on one machine what a machine without AVX-512 gets).
+SIMD_LEVELS = ("portable", "avx2", "avx512")
+SIMD_ENV = "RNNSTAB_SIMD"
+
+
+def check_simd_env() -> None:
+    """UsageError when ``$RNNSTAB_SIMD`` names no instruction set (the engine would ignore it)."""
+    value = os.environ.get(SIMD_ENV, "").strip()
+    if value and value not in SIMD_LEVELS:
+        raise UsageError(
+            f"{SIMD_ENV}={value!r} is not an instruction set; use one of {', '.join(SIMD_LEVELS)}"
+        )
+
+
+def simd_level() -> str:
+    """The instruction set the engine's kernels run: the CPU's best, capped by $RNNSTAB_SIMD."""
+    return str(_engine.simd_level())
+
+
 def has_gpu_backend() -> bool:
     """Whether this build includes the wgpu backend (``device="gpu"``)."""
     return bool(getattr(_engine, "HAS_GPU", False))

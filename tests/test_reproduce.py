@@ -410,7 +410,7 @@ def test_sigterm_stops_a_campaign_like_ctrl_c(
     proc.terminate()  # SIGTERM to the driver alone
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "Interrupted: run `rnnstab reproduce fig7" in err
+    assert "Interrupted: finished runs are stored in" in err and "same command" in err
     # The interrupted run left a checkpoint that loads, part-way through its budget.
     partial = [
         load_checkpoint(d).state.updates for d in runs.iterdir() if (d / "state.json").exists()

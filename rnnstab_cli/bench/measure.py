@@ -384,6 +384,7 @@ def run_benchmark(
     facts: dict[str, object] = {
         "ceiling_gflops": ceiling,
         "cores": cores,
+        "simd": engine.simd_level(),
         "numpy": np.__version__,
         "torch": torch_version(),
         "gpu": _gpu_name() if gpu else None,

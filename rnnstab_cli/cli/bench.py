@@ -80,7 +80,7 @@ def bench(
         return
     table = Table(
         title=f"Training updates, float32 — ceiling {facts['ceiling_gflops']:.0f} GFLOP/s "
-        f"(large matmul, {facts['cores']} cores)"
+        f"(large matmul, {facts['cores']} cores); engine kernels: {facts['simd']}"
     )
     for col in (
         "config",

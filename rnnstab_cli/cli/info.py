@@ -21,6 +21,7 @@ def facts() -> dict[str, Any]:
     return {
         "version": __version__,
         "cores": os.cpu_count(),
+        "simd": engine.simd_level(),
         "gpu_backend": engine.has_gpu_backend(),
         "gpu_adapters": engine.gpu_adapters(),
         "data_dir": None if data is None else str(data),
@@ -37,7 +38,10 @@ def info(
         emit_json(f)
         return
     con = Console()
-    con.print(f"rnnstab {f['version']} · {f['cores']} cores · presets in {f['presets']}")
+    con.print(
+        f"rnnstab {f['version']} · {f['cores']} cores · engine kernels {f['simd']} "
+        f"(cap with ${engine.SIMD_ENV}) · presets in {f['presets']}"
+    )
     con.print(f"data sets: {f['data_dir'] or 'RNNSTAB_DATA is not set (pass --data PATH)'}")
     if not f["gpu_backend"]:
         con.print("GPU backend: not built into this installation")

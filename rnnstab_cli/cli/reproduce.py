@@ -208,8 +208,10 @@ def _run(
             flush=True,
         )
     if progress.interrupted:
-        again = sections[0] if len(sections) == 1 else "all"
-        note_interrupt(f"Interrupted: run `rnnstab reproduce {again} --dir {root}` to continue.")
+        note_interrupt(
+            f"Interrupted: finished runs are stored in {root}, unfinished ones checkpointed; "
+            "run the same command to continue."
+        )
         raise typer.Exit(EXIT_INTERRUPTED)
     if failed:
         raise typer.Exit(EXIT_ERROR)

@@ -297,17 +297,76 @@ mod matmul {
     }
 }
 
+/// The instruction sets the engine's own kernels are compiled for, from least to most capable.
+/// (`matrixmultiply`, which the engine uses for some products, picks its kernels itself.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimdLevel {
+    Portable,
+    Avx2,
+    Avx512,
+}
+
+impl SimdLevel {
+    pub const NAMES: [&'static str; 3] = ["portable", "avx2", "avx512"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    pub fn parse(name: &str) -> Option<SimdLevel> {
+        match name {
+            "portable" => Some(SimdLevel::Portable),
+            "avx2" => Some(SimdLevel::Avx2),
+            "avx512" => Some(SimdLevel::Avx512),
+            _ => None,
+        }
+    }
+}
+
+/// Caps the instruction set (`avx2`, `portable`), so that one machine can measure what users
+/// without AVX-512 (or without AVX2) get. Read once; an unknown value caps nothing (the Python
+/// layer refuses it with a message before the engine runs).
+pub const SIMD_ENV: &str = "RNNSTAB_SIMD";
+
+/// The best instruction set this CPU has.
+pub fn detected_simd() -> SimdLevel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            return SimdLevel::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return SimdLevel::Avx2;
+        }
+    }
+    SimdLevel::Portable
+}
+
+/// The instruction set the kernels run: the CPU's best, capped by [`SIMD_ENV`].
+pub fn simd_level() -> SimdLevel {
+    static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var(SIMD_ENV)
+            .ok()
+            .and_then(|v| SimdLevel::parse(v.trim()));
+        let best = detected_simd();
+        cap.map_or(best, |c| c.min(best))
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512vl")
+    simd_level() >= SimdLevel::Avx512
 }
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    simd_level() >= SimdLevel::Avx2
 }
 
 /// tanh in f32 as x·P(x²)/Q(x²), the [13/6] rational minimax approximation on [−7.9, 7.9]
@@ -416,15 +475,11 @@ macro_rules! dispatched_f32 {
             pub fn run(xs: &mut [f32]) {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if std::arch::is_x86_feature_detected!("avx512f")
-                        && std::arch::is_x86_feature_detected!("avx512vl")
-                    {
+                    if $crate::kernels::has_avx512() {
                         // SAFETY: the CPU has the features this copy was compiled for.
                         return unsafe { avx512(xs) };
                     }
-                    if std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                    {
+                    if $crate::kernels::has_avx2() {
                         // SAFETY: as above.
                         return unsafe { avx2(xs) };
                     }

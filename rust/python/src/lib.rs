@@ -207,12 +207,20 @@ fn check_threshold(t: f64) -> PyResult<()> {
     eng::Clip::parse("norm", t).map(|_| ()).map_err(engine_err)
 }
 
+/// The instruction set the engine's kernels run (`avx512`, `avx2` or `portable`): the CPU's
+/// best, capped by the `RNNSTAB_SIMD` environment variable.
+#[pyfunction]
+fn simd_level() -> &'static str {
+    eng::kernels::simd_level().name()
+}
+
 #[pymodule]
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(loss_and_grads, m)?)?;
     m.add_function(wrap_pyfunction!(forward, m)?)?;
     m.add_function(wrap_pyfunction!(clip_norm, m)?)?;
     m.add_function(wrap_pyfunction!(clip_value, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_class::<trainer::Trainer>()?;
     #[cfg(feature = "gpu")]
     m.add_function(wrap_pyfunction!(gpu::gpu_adapters, m)?)?;
