@@ -29,7 +29,7 @@ REPRODUCE_HELP = "\n\n".join(
         "appendix's other pathological problems), music (Table 1), ptb (Table 2), all; or "
         "report, which writes DIR/README.md and its figures from DIR alone.",
         "Runs go one per core (--jobs), or to a Ray cluster with --backend ray. Stop at any "
-        "moment (Ctrl-C, kill -9) and run the same command again: stored runs are kept, "
+        "moment (Ctrl-C, kill, even kill -9) and run the same command again: stored runs are kept, "
         "unfinished ones continue from their checkpoints. Progress shows the runs stored, the "
         "core-hours spent and an upper bound on what is left.",
         "Example: rnnstab reproduce fig7 --dir repro && rnnstab reproduce report repro",
