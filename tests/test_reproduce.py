@@ -10,6 +10,7 @@ or in the subprocess's own start-up code.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -204,10 +205,17 @@ def test_metrics_of_finished_runs_keep_one_record_per_evaluation(
     root = tmp_path / "repro"
     _run_mini(root, ["generalisation"])
     (run_dir,) = (root / "generalisation" / "runs").iterdir()
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    # The log is archived: gzip-compressed, the plain file gone, the stored row pointing at it.
+    assert not (run_dir / "metrics.jsonl").exists()
+    text = gzip.decompress((run_dir / "metrics.jsonl.gz").read_bytes()).decode()
+    lines = [json.loads(x) for x in text.splitlines()]
     assert len(lines) == load_checkpoint(run_dir).state.eval_index
     # The gradient-flow diagnostics stay on the last record only (they are most of the bytes).
     assert [("diagnostics" in x) for x in lines] == [False] * (len(lines) - 1) + [True]
+    conn = sqlite3.connect(root / "generalisation" / "store.db")
+    (path,) = conn.execute("SELECT metrics_path FROM runs").fetchone()
+    conn.close()
+    assert path == f"runs/{run_dir.name}/metrics.jsonl.gz"
 
 
 # --------------------------------------------------------------------------------------------

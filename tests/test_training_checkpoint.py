@@ -52,6 +52,29 @@ def test_round_trip(tmp_path: Path) -> None:
     assert state["dtype"] == "float32" and state["library_version"]
 
 
+def test_an_archived_log_reads_the_same_and_a_later_checkpoint_replaces_it(
+    tmp_path: Path,
+) -> None:
+    save_checkpoint(tmp_path, _ckpt(20), _metrics(2))
+    lines = (tmp_path / ck.METRICS_FILE).read_text().splitlines()
+    ck.archive_metrics(tmp_path, lines)
+    assert not (tmp_path / ck.METRICS_FILE).exists()
+    assert read_metrics(tmp_path, 2) == _metrics(2)
+    # A run continued from the archive writes a plain log again; the stale archive goes.
+    save_checkpoint(tmp_path, _ckpt(30), _metrics(3))
+    assert not (tmp_path / ck.METRICS_ARCHIVE).exists()
+    assert read_metrics(tmp_path, 3) == _metrics(3)
+
+
+def test_a_truncated_archive_is_damage(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, _ckpt(20), _metrics(2))
+    ck.archive_metrics(tmp_path, (tmp_path / ck.METRICS_FILE).read_text().splitlines())
+    archive = tmp_path / ck.METRICS_ARCHIVE
+    archive.write_bytes(archive.read_bytes()[:-12])
+    with pytest.raises(CheckpointError, match="cannot read metrics.jsonl"):
+        read_metrics(tmp_path, 2)
+
+
 def test_old_tensor_files_are_removed(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, _ckpt(10), _metrics(1))
     save_checkpoint(tmp_path, _ckpt(20), _metrics(2))

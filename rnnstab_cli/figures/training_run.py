@@ -22,7 +22,7 @@ from rnnstab_cli.figures.plotting import (
     new_figure,
     save_figure,
 )
-from rnnstab_cli.training.checkpoint import METRICS_FILE
+from rnnstab_cli.training.checkpoint import METRICS_FILE, metrics_text
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,12 @@ def load_history(run_dir: str | Path) -> RunHistory:
     d = Path(run_dir)
     path = d / METRICS_FILE
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
+        lines = metrics_text(d).splitlines()
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise CheckpointError(
             f"'{d}' has no readable {METRICS_FILE} (a directory written by rnnstab train --out): "
-            f"{e.strerror or e}"
+            f"{reason}"
         ) from None
     try:
         recs = [json.loads(line) for line in lines if line.strip()]

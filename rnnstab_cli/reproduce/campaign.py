@@ -49,7 +49,12 @@ from rnnstab_cli.sweep.run import SweepPlan, run_row
 from rnnstab_cli.sweep.spec import PlannedRun, canonical_json, expand, id_settings
 from rnnstab_cli.sweep.store import ResultStore, RunRow, utc_now
 from rnnstab_cli.sweep.worker import INTERRUPTED, RunTask
-from rnnstab_cli.training.checkpoint import METRICS_FILE
+from rnnstab_cli.training.checkpoint import (
+    METRICS_ARCHIVE,
+    METRICS_FILE,
+    archive_metrics,
+    metrics_text,
+)
 
 __all__ = [
     "CAMPAIGN_FILE",
@@ -463,7 +468,7 @@ class Campaign:
             if isinstance(flying, CampaignRun):
                 # Stopped part-way, as every campaign stops before its evidence is kept:
                 # the log it leaves is as small as a finished run's.
-                compact_metrics(self.run_dir(flying) / METRICS_FILE)
+                compact_metrics(self.run_dir(flying))
             return
         if isinstance(flying, NaturalPlanned):
             self._on_natural(flying, result, on_run)
@@ -475,7 +480,8 @@ class Campaign:
         row["run_dir"] = str(rel)
         row["metrics_path"] = str(rel / METRICS_FILE)
         if row["outcome"] in ("solved", "unsolved"):
-            compact_metrics(self.run_dir(p) / METRICS_FILE)
+            compact_metrics(self.run_dir(p))
+            row["metrics_path"] = str(rel / METRICS_ARCHIVE)
         if not self.store(p.study.section).record_run(row):
             return
         self._stored.add(p.run_id)
@@ -512,6 +518,23 @@ class Campaign:
         self._touch_session()
         if on_run is not None:
             on_run(n, dict(row))
+
+    def archive_logs(self) -> None:
+        """Archive the plain metrics log of every stored run (one stored before archiving was
+        part of storing it, or by a process killed between the two)."""
+        for section in self.sections:
+            for r in self.rows(section):
+                if r.outcome not in ("solved", "unsolved") or not r.run_dir:
+                    continue
+                run_dir = self.section_dir(section) / r.run_dir
+                if (run_dir / METRICS_FILE).exists():
+                    compact_metrics(run_dir)
+                if (run_dir / METRICS_ARCHIVE).exists() and r.metrics_path != str(
+                    Path(r.run_dir) / METRICS_ARCHIVE
+                ):
+                    self.store(section).set_metrics_path(
+                        r.run_id, str(Path(r.run_dir) / METRICS_ARCHIVE)
+                    )
 
     # -- generalisation scores ----------------------------------------------------------------
 
@@ -587,14 +610,18 @@ def estimate_left(
     return pace * sum(p.cost() for p in todo)
 
 
-def compact_metrics(path: Path) -> None:
-    """Drop the per-evaluation gradient-flow diagnostics of a finished run but the last: they
-    are most of the log's bytes, the report does not use them, and the checkpoint stays valid
-    (one record per evaluation is all it counts). Written atomically."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+def compact_metrics(run_dir: Path) -> None:
+    """Archive the metrics log of a run that stopped (finished or interrupted): drop the
+    per-evaluation gradient-flow diagnostics but the last (most of the log's bytes; the report
+    does not use them) and gzip the rest (:func:`archive_metrics`). The checkpoint stays valid:
+    one record per evaluation is all it counts, and a continued run reads the archive. A log
+    already archived is left alone."""
+    if not (run_dir / METRICS_FILE).exists():
         return
+    try:
+        lines = metrics_text(run_dir).splitlines()
+    except (OSError, EOFError, UnicodeDecodeError):
+        return  # nothing readable to archive; a continued run reports the damage
     out = []
     for i, line in enumerate(lines):
         if i == len(lines) - 1 or '"diagnostics"' not in line:
@@ -603,9 +630,7 @@ def compact_metrics(path: Path) -> None:
         record = json.loads(line)
         record.pop("diagnostics", None)
         out.append(json.dumps(record, separators=(",", ":")))
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(x + "\n" for x in out), encoding="utf-8")
-    os.replace(tmp, path)
+    archive_metrics(run_dir, out)
 
 
 def run_campaign(
@@ -630,6 +655,7 @@ def run_campaign(
     campaign.replan()
     campaign.check_data()
     campaign.register()
+    campaign.archive_logs()
     campaign.score_missing()  # a kill between storing a run and scoring it
     pr = campaign.progress
     pr.stored_before = len(campaign._stored & set(campaign._planned))

@@ -389,6 +389,14 @@ class ResultStore:
                 time.sleep(1.0)
         raise AssertionError("unreachable")
 
+    def set_metrics_path(self, run_id: str, path: str) -> None:
+        """Point a stored run at its metrics log where it moved (an archived log)."""
+        try:
+            with self._transaction() as c:
+                c.execute("UPDATE runs SET metrics_path = ? WHERE run_id = ?", (path, run_id))
+        except sqlite3.Error as e:
+            raise CheckpointError(f"cannot write to result store {str(self.path)!r}: {e}") from None
+
     def delete_failed(self, run_ids: Sequence[str]) -> int:
         """Remove failed rows among ``run_ids`` (for ``--retry-failed``); returns how many."""
         if not run_ids:

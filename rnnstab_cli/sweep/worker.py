@@ -98,7 +98,7 @@ def install_worker_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def watch_parent(parent_pid: int, poll: float = 0.5, grace: float = 120.0) -> None:
+def watch_parent(parent_pid: int, poll: float = 0.1, grace: float = 120.0) -> None:
     """Start a daemon thread that stops this worker when its sweep's process dies (e.g.
     ``kill -9``): a run in progress is interrupted (and so checkpointed), then the process
     exits. Without it an orphan would keep training a run the resumed sweep also starts."""
