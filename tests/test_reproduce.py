@@ -199,6 +199,31 @@ def test_mini_campaign_plans_baselines_from_sgd_cr_and_reports(mini: None, tmp_p
     assert write_report(root).read_text() == text
 
 
+def test_dry_run_lists_what_is_left_and_runs_nothing(
+    mini: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "repro"
+    args = ["reproduce", "all", "--dir", str(root), "--dry-run", "--json"]
+    assert main(args) == 0
+    (fresh,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert fresh["event"] == "dry-run" and fresh["stored"] == 0 and fresh["to_run"] > 0
+    assert not root.exists()  # planning creates nothing
+
+    _run_mini(root, ["generalisation"])
+    assert main(args) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    *planned, summary = lines
+    assert summary["event"] == "dry-run" and summary["stored"] == 1
+    assert summary["to_run"] == len(planned) == summary["planned"] - 1
+    assert {x["event"] for x in planned} == {"planned"}
+    # Only the generalisation run is stored: every study but that one still has runs to go.
+    assert "generalisation-temporal-order" not in {x["study"] for x in planned}
+    assert "fig7-sgd-cr-seeds0-4" in {x["study"] for x in planned}
+    assert main(args[:-1]) == 0  # the table for people
+    out = capsys.readouterr().out
+    assert "fig7-sgd-cr-seeds0-4: " in out and f"1 of {summary['planned']} planned" in out
+
+
 def test_metrics_of_finished_runs_keep_one_record_per_evaluation(
     mini: None, tmp_path: Path
 ) -> None:

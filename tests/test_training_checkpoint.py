@@ -71,7 +71,7 @@ def test_a_truncated_archive_is_damage(tmp_path: Path) -> None:
     ck.archive_metrics(tmp_path, (tmp_path / ck.METRICS_FILE).read_text().splitlines())
     archive = tmp_path / ck.METRICS_ARCHIVE
     archive.write_bytes(archive.read_bytes()[:-12])
-    with pytest.raises(CheckpointError, match="cannot read metrics.jsonl"):
+    with pytest.raises(CheckpointError, match=r"cannot read metrics\.jsonl"):
         read_metrics(tmp_path, 2)
 
 

@@ -121,6 +121,46 @@ def _report(root: Path, json_lines: bool) -> None:
         print(f"Wrote {path}", flush=True)
 
 
+def _print_dry_run(
+    planned: list[Any], missing: list[Any], left: float | None, spent: float, json_lines: bool
+) -> None:
+    """What a campaign would run, study by study (``--json``: one line per run to go, then a
+    summary), and the totals."""
+    from rnnstab_cli.reproduce.campaign import CampaignRun
+
+    todo: dict[str, list[str]] = {}
+    for p in missing:
+        if isinstance(p, CampaignRun):
+            c = p.run.config
+            study, what = p.study.name, f"{c.method} len {c.length} seed {c.seed}"
+            fields = {"task": c.task, "method": c.method, "len": str(c.length), "seed": c.seed,
+                      "max_updates": c.max_updates}  # fmt: skip
+        else:
+            study, what = p.section, p.describe()
+            fields = {"task": p.preset, "method": p.method}
+        todo.setdefault(study, []).append(what)
+        if json_lines:
+            emit_json({"event": "planned", "study": study, "run_id": p.run_id, **fields})
+    summary = {
+        "event": "dry-run",
+        "planned": len(planned),
+        "stored": len(planned) - len(missing),
+        "to_run": len(missing),
+        "core_hours_left_at_most": None if left is None else round(left / 3600, 3),
+        "core_hours_spent": round(spent / 3600, 3),
+    }
+    if json_lines:
+        emit_json(summary)
+        return
+    for study, runs in todo.items():
+        print(f"  {study}: {len(runs)} to run ({', '.join(runs[:3])}{', …' * (len(runs) > 3)})")
+    print(
+        f"{summary['stored']} of {len(planned)} planned runs stored; {len(missing)} to run, "
+        f"at most {_hours(left)} core-hours; {_hours(spent)} core-hours spent.",
+        flush=True,
+    )
+
+
 def _run(
     root: Path,
     sections: list[str],
@@ -149,6 +189,10 @@ def _run(
         check_campaign_dir(root, create=False, missing_ok=True)  # refuses a file or a stranger
         natural = plan_natural([s for s in sections if s in NATURAL_STUDIES], None)
         n = len(plan_campaign(sections, lambda section: [])) + len(natural)
+        if json_lines:
+            emit_json({"event": "dry-run", "planned": n, "stored": 0, "to_run": n,
+                       "core_hours_left_at_most": None, "core_hours_spent": 0.0})  # fmt: skip
+            return
         print(
             f"no campaign in {root} yet: {n} runs to plan now (Fig. 7's baselines follow "
             "SGD-CR's results).",
@@ -162,12 +206,7 @@ def _run(
             planned = [*campaign.replan(), *campaign._natural]
             missing = [*campaign.missing(), *campaign.missing_natural()]
             left = campaign.estimate_left()
-            print(
-                f"{len(planned) - len(missing)} of {len(planned)} planned runs stored; "
-                f"{len(missing)} to run, at most {_hours(left)} core-hours; "
-                f"{_hours(campaign.core_seconds())} core-hours spent.",
-                flush=True,
-            )
+            _print_dry_run(planned, missing, left, campaign.core_seconds(), json_lines)
             return
         display = _Display(quiet or json_lines, json_lines)
         progress = run_campaign(
