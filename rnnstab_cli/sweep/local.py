@@ -1,17 +1,8 @@
 """Running a sweep's runs in parallel on this machine: one worker process per job.
 
-Threads or processes? Measured with ``python -m rnnstab_cli.sweep.bench`` on the development
-machine (2 cores, shared with other jobs: load average 8-9 during the measurement), for the
-paper's temporal-order config (50 tanh units, batch 20, SGD-CR, length 50, ``threads = 1`` per
-run, 3,000 updates with evaluations every 1,000), 2 runs at a time, 8 interleaved pairs of
-trials on already started pools:
-
-- throughput is the same: median 0.231 runs/s on threads, 0.230 on processes; the paired
-  thread/process time ratio has median 0.98 (range 0.88-1.28, i.e. noise from the load);
-- why: a run spends 89.5% of its time inside the engine's update calls, which release the
-  GIL; only the other ~10% (sampling data with numpy, evaluating, Python) can contend for
-  the GIL when runs share a process;
-- a spawn pool costs 1.0 s to start (2 workers), once per sweep.
+Threads or processes? Both give the same throughput for the paper's runs (a run spends ~90% of
+its time inside the engine's update calls, which release the GIL; measured in
+``docs/decisions/sweep-workers-processes.md``).
 
 With throughput a tie, processes win on what a long sweep needs: Ctrl-C interrupts (and
 checkpoints) a run only in a process's main thread — a run in a worker thread cannot be

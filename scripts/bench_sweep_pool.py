@@ -1,6 +1,6 @@
 """Threads or processes for local sweeps? A measurement, runnable as::
 
-    python -m rnnstab_cli.sweep.bench [--pairs 6] [--updates 3000] [--len 50]
+    python scripts/bench_sweep_pool.py [--pairs 6] [--updates 3000] [--len 50]
 
 The workload is the paper's temporal-order config (preset ``temporal-order``: 50 tanh units,
 batch 20, lr 0.001, SGD-CR) at one fixed length, ``threads = 1`` per run, a fixed budget with
@@ -16,7 +16,7 @@ the usual evaluations. It measures:
    the medians are printed.
 
 What it showed on the development machine, and the choice it led to, is in
-:mod:`rnnstab_cli.sweep.local`'s docstring.
+docs/decisions/sweep-workers-processes.md.
 """
 
 from __future__ import annotations
