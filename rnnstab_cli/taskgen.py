@@ -377,10 +377,35 @@ class _TemporalOrderTask(Task):
         return Stack(_one_hot(symbols, 6), targets, mask, lengths, np.full(count, length))
 
 
+#: Where temporal order's second symbol goes, in tenths of T: the paper's text says
+#: [4T/10, 5T/10]; the authors' released code (tempOrder.py) draws it from [5T/10, 6T/10).
+TEMPORAL_ORDER_POSITIONS: Final[dict[str, tuple[tuple[int, int], ...]]] = {
+    "paper": ((1, 2), (4, 5)),
+    "authors": ((1, 2), (5, 6)),
+}
+
+
 class TemporalOrderTask(_TemporalOrderTask):
-    __doc__ = _TemporalOrderTask.__doc__
+    __doc__ = (_TemporalOrderTask.__doc__ or "") + (
+        '\n    Option ``positions``: ``"paper"`` (default, the ranges above) or ``"authors"``\n'
+        "    (the authors' released code: the second symbol in [5T/10, 6T/10]).\n"
+    )
     name = "temporal-order"
-    ranges = ((1, 2), (4, 5))
+    ranges = TEMPORAL_ORDER_POSITIONS["paper"]
+
+    def __init__(self, positions: str = "paper") -> None:
+        if positions not in TEMPORAL_ORDER_POSITIONS:
+            raise UsageError(
+                f"temporal-order positions must be one of "
+                f"{', '.join(TEMPORAL_ORDER_POSITIONS)}, got {positions!r}"
+            )
+        self.positions = positions
+        self.ranges = TEMPORAL_ORDER_POSITIONS[positions]
+        super().__init__()
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {} if self.positions == "paper" else {"positions": self.positions}
 
 
 class TemporalOrder3BitTask(_TemporalOrderTask):
@@ -499,6 +524,7 @@ _TASKS: Final[dict[str, type[Task]]] = {
 assert tuple(_TASKS) == TASK_NAMES
 
 _OPTIONS: Final[dict[str, tuple[str, ...]]] = {
+    "temporal-order": ("positions",),
     "random-permutation": ("cost_every_step",),
     "memorization": ("pattern_length", "n_values"),
 }
@@ -507,7 +533,8 @@ _OPTIONS: Final[dict[str, tuple[str, ...]]] = {
 def make_task(name: str, **options: Any) -> Task:
     """Build the task called ``name`` (one of :data:`TASK_NAMES`) with keyword ``options``.
 
-    Options: ``random-permutation`` takes ``cost_every_step`` (bool, default False);
+    Options: ``temporal-order`` takes ``positions`` (``"paper"`` or ``"authors"``);
+    ``random-permutation`` takes ``cost_every_step`` (bool, default False);
     ``memorization`` takes ``pattern_length`` (default 5) and ``n_values`` (default 2); the
     others take none. Raises UsageError for an unknown name, option or option value.
     """

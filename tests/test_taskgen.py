@@ -278,6 +278,24 @@ def test_temporal_order_positions(name: str, length: int, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["sample", "stack"])
+@pytest.mark.parametrize("length", [10, 19, 37, 100, 200])
+def test_temporal_order_with_the_authors_positions(length: int, how: str) -> None:
+    task = make_task("temporal-order", positions="authors")
+    batch = sampled(task, 20_000, length, length, how)
+    pos, _ = ab_positions(batch, 2)
+    # [T/10, 2T/10] and [5T/10, 6T/10] by the module's rule; for T a multiple of 10 that is
+    # tempOrder.py's p0 = randint(.1·l) + .1·l, p1 = randint(.1·l) + .5·l exactly (otherwise
+    # a range may hold one index more than the code's, whose width is int(.1·l)).
+    assert set(np.unique(pos[:, 0])) == set(range(length // 10, 2 * length // 10))
+    assert set(np.unique(pos[:, 1])) == set(range(5 * length // 10, 6 * length // 10))
+    if length % 10 == 0:
+        assert set(np.unique(pos[:, 1])) == set(range(length // 2, length // 2 + length // 10))
+    # The option survives a round trip through the config's task_options.
+    assert make_task("temporal-order", **task.options).ranges == ((1, 2), (5, 6))
+    assert make_task("temporal-order").options == {}
+
+
+@pytest.mark.parametrize("how", ["sample", "stack"])
 @pytest.mark.parametrize("name", list(TO_RANGES))
 def test_temporal_order_labels_mask_and_balance(name: str, how: str) -> None:
     n_marks = len(TO_RANGES[name])
@@ -477,6 +495,8 @@ def test_unknown_task_lists_valid_names() -> None:
     ("name", "options", "match"),
     [
         ("temporal-order", {"n_values": 5}, "n_values"),
+        ("temporal-order", {"positions": "text"}, "paper, authors"),
+        ("temporal-order-3bit", {"positions": "authors"}, "none"),
         ("memorization", {"pattern": 5}, "pattern_length"),  # lists the valid options
         ("memorization", {"pattern_length": 0}, "at least 1"),
         ("memorization", {"n_values": 1}, "at least 2"),
