@@ -18,7 +18,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -286,7 +286,9 @@ def _model_dims(params: Mapping[str, np.ndarray]) -> tuple[int, int, int] | None
     if not isinstance(params, Mapping):
         return None
     w_rec, w_out = params.get("W_rec"), params.get("W_out")
-    if getattr(w_rec, "ndim", 0) != 2 or getattr(w_out, "ndim", 0) != 2:
+    if not isinstance(w_rec, np.ndarray) or not isinstance(w_out, np.ndarray):
+        return None
+    if w_rec.ndim != 2 or w_out.ndim != 2:
         return None
     return int(w_rec.shape[0]), int(w_out.shape[0]), int(w_rec.dtype.itemsize)
 
@@ -371,11 +373,11 @@ def loss_grads_and_state(
         inputs,
         targets,
         mask,
-        s["activation"],
-        s["loss"],
+        cast(str, s["activation"]),  # the engine checks the type
+        cast(str, s["loss"]),  # the engine checks the type
         check_omega_alpha(s["omega_alpha"]),
-        s["omega_form"],
-        s["time_reduction"],
+        cast(str, s["omega_form"]),  # the engine checks the type
+        cast(str, s["time_reduction"]),  # the engine checks the type
         x0,
         check_threads(s["threads"]),
         True,

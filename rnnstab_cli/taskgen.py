@@ -251,7 +251,8 @@ class Task(ABC):
         scored = batch.mask > 0  # (T, B)
         finite = np.isfinite(out).all(axis=-1)  # (T, B)
         if self.kind == "classification":
-            target_out = np.take_along_axis(out, batch.targets[..., None], axis=-1)  # (T, B, 1)
+            classes = batch.targets.astype(np.int64, copy=False)[..., None]  # (T, B, 1)
+            target_out = np.take_along_axis(out, classes, axis=-1)  # (T, B, 1)
             # Exactly one output >= the target's output means the target is the strict argmax;
             # a NaN target output compares False everywhere and so counts as wrong.
             correct = ((out >= target_out).sum(axis=-1) == 1) & finite  # (T, B)
@@ -349,7 +350,7 @@ class _TemporalOrderTask(Task):
     min_length = 10
     n_in = 6
     #: (lo, hi) of each marked range, in tenths of T.
-    ranges: ClassVar[tuple[tuple[int, int], ...]]
+    ranges: tuple[tuple[int, int], ...]
 
     def __init__(self) -> None:
         self.n_out = 2 ** len(self.ranges)

@@ -14,6 +14,11 @@ echo "== ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
+echo "== mypy" >&2
+# The package's types, the native module's included (rnnstab_cli/_engine.pyi; configuration in
+# pyproject.toml).
+.venv/bin/mypy
+
 echo "== cargo test" >&2
 RNNSTAB_REQUIRE_GPU=1 cargo test --workspace --exclude rnnstab-python --release --quiet
 

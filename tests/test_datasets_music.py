@@ -427,7 +427,7 @@ def test_music_eval_batches_rebuild_whole_pieces(chunk_len: int | None) -> None:
         if chunk_len is not None:
             assert t_len <= chunk_len
         groups += not batch.carry
-        for col, i in enumerate(batch.index.tolist()):
+        for col, i in enumerate(batch.pieces.tolist()):
             k = int(batch.mask[:, col].sum())
             assert (batch.mask[:k, col] == 1).all() and (batch.mask[k:, col] == 0).all()
             if batch.carry:

@@ -9,7 +9,7 @@ error; 130 Ctrl-C.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -126,7 +126,7 @@ def eval_command(
                 f"--len {length} is too short for task {cfg.task!r} (minimum {task.min_length})"
             )
         _check_memory(cfg, task, length, n)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for length in todo:
         m = measure_error(
             ckpt.params,
@@ -196,7 +196,7 @@ def _eval_natural(
     assert params is not None
     which = "best" if use_best else "last"
     epoch = st.stopping.best_epoch if use_best else st.epochs_done
-    rows = []
+    rows: list[dict[str, Any]] = []
     for split in splits:
         score = score_split(cfg, params, data, split, threads)
         row = {

@@ -134,8 +134,8 @@ def report_command(
             header_label(row_keys, r), *(cell_text(grid.cell(r, c)) for c in grid.col_values)
         )
     console.print(table)
-    budgets = sorted({r.config.get("max_updates") for r in sel.runs})
-    seeds = sorted({r.config.get("seed") for r in sel.runs})
+    budgets = sorted({int(r.config.get("max_updates") or 0) for r in sel.runs})
+    seeds = {r.config.get("seed") for r in sel.runs}
     console.print(
         f"  {solved} of {counted} runs solved (≤ 1% error on the test sequences within "
         f"{', '.join(f'{b:,}' for b in budgets)} updates); {len(seeds)} seed"

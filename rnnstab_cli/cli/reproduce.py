@@ -204,9 +204,9 @@ def _run(
     ) as campaign:
         if dry_run:
             planned = [*campaign.replan(), *campaign._natural]
-            missing = [*campaign.missing(), *campaign.missing_natural()]
+            to_run = [*campaign.missing(), *campaign.missing_natural()]
             left = campaign.estimate_left()
-            _print_dry_run(planned, missing, left, campaign.core_seconds(), json_lines)
+            _print_dry_run(planned, to_run, left, campaign.core_seconds(), json_lines)
             return
         display = _Display(quiet or json_lines, json_lines)
         progress = run_campaign(
@@ -221,8 +221,8 @@ def _run(
         missing = len(campaign.missing())
         spent = campaign.core_seconds()
         failed = progress.failed
-    for n in progress.notes[:-1]:
-        note(f"note: {n}")
+    for text in progress.notes[:-1]:
+        note(f"note: {text}")
     summary: dict[str, Any] = {
         "event": "reproduce",
         "sections": sections,

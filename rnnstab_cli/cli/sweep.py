@@ -254,7 +254,7 @@ def sweep_command(
     summary = run_sweep(
         plan,
         store,
-        backend=backend,  # type: ignore[arg-type]
+        backend=backend,  # type: ignore[arg-type]  # checked against the Literal above
         jobs=jobs,
         address=address,
         runs_dir=rdir,

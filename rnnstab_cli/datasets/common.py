@@ -20,8 +20,8 @@ PathLike = str | os.PathLike[str]
 MAX_FILE_BYTES = 1 << 30
 
 
-def one_line(exc: BaseException) -> str:
-    """The text of ``exc`` squeezed onto one line.
+def one_line(exc: BaseException | str) -> str:
+    """The text of ``exc`` (an exception or a message) squeezed onto one line.
 
     Third-party messages (scipy, pickle) sometimes span several lines; our error contract is
     one line per message, so whitespace runs are collapsed.

@@ -438,13 +438,13 @@ class MusicEvalBatch(NamedTuple):
 
     ``carry`` is False for the first chunk of a group of pieces (start from the initial hidden
     state) and True for every following chunk of the same group (start from the hidden state
-    the previous chunk ended in). ``index`` gives each column's position in the input list.
+    the previous chunk ended in). ``pieces`` gives each column's position in the input list.
     """
 
     inputs: np.ndarray  # (T, B, 88) float32
     targets: np.ndarray  # (T, B, 88) float32
     mask: np.ndarray  # (T, B) float32
-    index: np.ndarray  # (B,) int64
+    pieces: np.ndarray  # (B,) int64
     carry: bool
 
 

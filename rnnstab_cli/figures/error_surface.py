@@ -433,12 +433,11 @@ def compute_error_surface(
     learning rate and clipping threshold that show the wall and the two behaviours of
     section 2.3 (see the module constants for why).
     """
-    model = {"steps": steps, "x0": x0, "target": target}
-    grid = SurfaceGrid.compute(w_range, b_range, n_w, n_b, **model)
-    plain = descend(start, lr=lr, n_steps=n_steps, threshold=None, **model)
-    clipped = descend(start, lr=lr, n_steps=n_steps, threshold=threshold, **model)
+    grid = SurfaceGrid.compute(w_range, b_range, n_w, n_b, steps=steps, x0=x0, target=target)
+    plain = descend(start, lr, n_steps, None, steps, x0, target)
+    clipped = descend(start, lr, n_steps, threshold, steps, x0, target)
     zw, zb = zoom_window(plain, clipped)
-    zoom = SurfaceGrid.compute(zw, zb, n_w, n_b, **model)
+    zoom = SurfaceGrid.compute(zw, zb, n_w, n_b, steps=steps, x0=x0, target=target)
     return ErrorSurface(
         grid=grid,
         zoom=zoom,

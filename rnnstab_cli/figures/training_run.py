@@ -86,9 +86,9 @@ def load_history(run_dir: str | Path) -> RunHistory:
     profile = sigma = None
     inv_gamma = None
     if has_diag:
-        sigma = np.array([float(g["sigma_max"]) for g in diags])  # type: ignore[index]
-        inv_gamma = float(diags[-1]["inv_gamma"])  # type: ignore[index]
-        rows = [np.asarray(g["error_signal_by_lag"], dtype=float) for g in diags]  # type: ignore[index]
+        sigma = np.array([float(g["sigma_max"]) for g in diags])
+        inv_gamma = float(diags[-1]["inv_gamma"])
+        rows = [np.asarray(g["error_signal_by_lag"], dtype=float) for g in diags]
         width = max(len(r) for r in rows)
         profile = np.full((len(rows), width), np.nan)
         for i, r in enumerate(rows):

@@ -9,6 +9,8 @@ here reads the clock or the machine, so the same directory always gives the same
 
 from __future__ import annotations
 
+import functools
+import operator
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -102,14 +104,14 @@ def read_evidence(root: Path) -> Evidence:
     scores: dict[str, dict[int, Score]] = {}
     gpath = root / "generalisation" / STORE_FILE
     if gpath.is_file():
-        store = ScoreStore.open_readonly(gpath)
-        if store is not None:
+        score_store = ScoreStore.open_readonly(gpath)
+        if score_store is not None:
             try:
                 for p in planned:
                     if p.study.score_lengths:
-                        scores[p.run_id] = store.of(p.run_id)
+                        scores[p.run_id] = score_store.of(p.run_id)
             finally:
-                store.close()
+                score_store.close()
     natural: dict[str, list[NaturalRow]] = {}
     for section in NATURAL_STUDIES:
         nstore = NaturalStore.open(root / section / STORE_FILE, readonly=True)
@@ -360,7 +362,7 @@ def _generalisation(ev: Evidence) -> tuple[list[Claim], list[str]]:
     )
     for study in studies:
         task = study.name.removeprefix("generalisation-")
-        pairs = ev.study_runs(lambda n, s=study.name: n == s)
+        pairs = ev.study_runs(functools.partial(operator.eq, study.name))
         models = []
         for p, r in pairs:
             if r is None:
@@ -438,7 +440,7 @@ def _tasks(ev: Evidence) -> tuple[list[Claim], list[str]]:
     claims: list[Claim] = []
     body: list[list[str]] = []
     for study, claim, paper, rule in _APPENDIX:
-        pairs = ev.study_runs(lambda n, s=study: n == s)
+        pairs = ev.study_runs(functools.partial(operator.eq, study))
         rows = [r for _, r in pairs if r is not None and r.outcome != "failed"]
         complete = bool(pairs) and all(r is not None for _, r in pairs)
         solved = sum(r.solved for r in rows)

@@ -100,7 +100,7 @@ def id_settings(config: TrainConfig) -> dict[str, Any]:
     default that keeps the old behaviour) does not change the ids of stored runs, and a sweep
     started before it still resumes instead of starting over."""
     defaults = {
-        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]  # filtered below
         for f in dataclasses.fields(TrainConfig)
         if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
     }

@@ -36,7 +36,7 @@ from rnnstab_cli.training.loop import run_training
 try:  # POSIX only; elsewhere runs are not locked (one sweep per store is then on the user)
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the module or None: callers check
 
 __all__ = [
     "INTERRUPTED",

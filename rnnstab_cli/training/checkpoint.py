@@ -104,6 +104,7 @@ def fields_from_json(
     if not isinstance(data, Mapping):
         raise FieldError(f"{where} must be an object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
+    # ``cls`` is a dataclass type by contract (a TypeVar mypy cannot bound to dataclasses).
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(str(k) for k in data if k not in names)
     if unknown:

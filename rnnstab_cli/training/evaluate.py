@@ -9,6 +9,7 @@ declared on the full sample; a screen's figure is reported as such (``full = Fal
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -93,7 +94,7 @@ def measure_error(
     done = 0
     while done < sequences:
         n = min(RANGE_BATCH if ranged else EVAL_BATCH, sequences - done)
-        t = int(rng.integers(min_length, length + 1)) if ranged else length
+        t = int(rng.integers(min_length or length, length + 1)) if ranged else length
         batch = task.sample(n, t, rng)
         inputs = batch.inputs if batch.inputs.dtype == dtype else batch.inputs.astype(dtype)
         outputs = forward(params, inputs, activation, threads=threads)  # (T, B, O)
@@ -124,17 +125,20 @@ def judge(
     (Keyed by the update count rather than an evaluation counter, which the extra evaluation
     at the end of a budget would shift.)
     """
-    common = {
-        "length": length,
-        "min_length": min_length,
-        "activation": activation,
-        "threads": threads,
-    }
+    measure = functools.partial(
+        measure_error,
+        params,
+        task,
+        length=length,
+        min_length=min_length,
+        activation=activation,
+        threads=threads,
+    )
     if not force_full and 0 < screen_sequences < full_sequences:
         screen_rng = np.random.default_rng([seed, STREAM_SCREEN, at_update])
-        screen = measure_error(params, task, sequences=screen_sequences, rng=screen_rng, **common)
+        screen = measure(sequences=screen_sequences, rng=screen_rng)
         if not screen.within(solve_error):
             return Judgement(screen, full=False, solve_error=solve_error)
     full_rng = np.random.default_rng([seed, STREAM_FULL_TEST, at_update])
-    full = measure_error(params, task, sequences=full_sequences, rng=full_rng, **common)
+    full = measure(sequences=full_sequences, rng=full_rng)
     return Judgement(full, full=True, solve_error=solve_error)

@@ -81,4 +81,5 @@ class ModelSettings:
 
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes``, validated like any new config."""
+        # mypy cannot see that a mixin's Self is a dataclass; every subclass is one.
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]

@@ -1,0 +1,75 @@
+"""The type stub of the native module (rnnstab_cli/_engine.pyi) says what the built module has:
+the same functions, classes, methods and constants, with the same parameter names, order and
+defaults. A binding change that the stub does not follow fails here, not in a type checker's
+silence."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rnnstab_cli import _engine
+
+STUB = Path(_engine.__file__).with_name("_engine.pyi")
+
+
+def _params(fn: ast.FunctionDef) -> list[tuple[str, Any]]:
+    """(name, default) of a stub function's parameters; defaults as Python values."""
+    args = fn.args.args
+    defaults: list[Any] = [inspect.Parameter.empty] * (len(args) - len(fn.args.defaults))
+    defaults += [ast.literal_eval(d) for d in fn.args.defaults]
+    return [(a.arg, d) for a, d in zip(args, defaults, strict=True) if a.arg != "self"]
+
+
+def _runtime(obj: Any) -> list[tuple[str, Any]]:
+    return [(p.name, p.default) for p in inspect.signature(obj).parameters.values()]
+
+
+def _stub() -> ast.Module:
+    return ast.parse(STUB.read_text(encoding="utf-8"))
+
+
+def _functions() -> dict[str, ast.FunctionDef]:
+    return {n.name: n for n in _stub().body if isinstance(n, ast.FunctionDef)}
+
+
+def _trainer() -> ast.ClassDef:
+    (cls,) = [n for n in _stub().body if isinstance(n, ast.ClassDef) and n.name == "Trainer"]
+    return cls
+
+
+@pytest.mark.parametrize("name", sorted(_functions()))
+def test_each_stub_function_matches_the_module(name: str) -> None:
+    assert _params(_functions()[name]) == _runtime(getattr(_engine, name))
+
+
+def test_the_module_has_nothing_the_stub_lacks() -> None:
+    stub = _stub()
+    declared = {n.name for n in stub.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    declared |= {
+        n.target.id
+        for n in stub.body
+        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+    }
+    public = {n for n in dir(_engine) if not n.startswith("_") or n == "__version__"}
+    assert public - declared == set()
+    assert declared - public <= {"Array", "Params", "Stats"}  # the stub's own aliases
+
+
+def test_trainer_methods_and_constructor_match() -> None:
+    cls = _trainer()
+    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
+    assert _params(methods["__init__"]) == _runtime(_engine.Trainer)
+    runtime = {m for m in dir(_engine.Trainer) if not m.startswith("_")}
+    assert set(methods) - {"__init__"} == runtime
+    for name, fn in methods.items():
+        member = getattr(_engine.Trainer, name, None)
+        if name == "__init__" or not callable(member) or isinstance(member, property):
+            continue
+        if any(isinstance(d, ast.Name) and d.id == "property" for d in fn.decorator_list):
+            continue
+        assert _params(fn) == _runtime(member)[1:], name  # the runtime lists `self` first
