@@ -1224,12 +1224,445 @@ DATA_FILES = [
 ]
 
 
+# --------------------------------------------------------------------------------------------
+# Export to and import from PyTorch state dicts (rnnstab export / import)
+
+
+def on_export(damage: Callable[[Env], Path], *extra: str) -> Argv:
+    return lambda e: ["export", str(damage(e)), "-o", str(e.tmp / "m.safetensors"), *extra]
+
+
+def rnn_state(h: int = 4, i: int = 6, o: int = 4, **changes: Any) -> dict[str, np.ndarray]:
+    """A torch.nn.RNN + Linear state dict (temporal order's 6 inputs and 4 classes), with
+    ``changes`` (a key's new array, or None to drop it; ``__`` in a name stands for ``.``)."""
+    rng = np.random.default_rng(0)
+    state = {
+        "rnn.weight_ih_l0": rng.normal(0, 0.5, (h, i)),
+        "rnn.weight_hh_l0": rng.normal(0, 0.5, (h, h)),
+        "rnn.bias_ih_l0": rng.normal(0, 0.5, h),
+        "rnn.bias_hh_l0": rng.normal(0, 0.5, h),
+        "readout.weight": rng.normal(0, 0.5, (o, h)),
+        "readout.bias": rng.normal(0, 0.5, o),
+    }
+    for key, value in changes.items():
+        key = key.replace("__", ".")
+        if value is None:
+            del state[key]
+        else:
+            state[key] = value
+    return {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in state.items()}
+
+
+def on_import(state: dict[str, np.ndarray] | bytes | None, *extra: str) -> Argv:
+    """``rnnstab import`` of a file holding ``state`` (raw bytes as they are; None: an
+    rnnstab export of the synthetic checkpoint) into a fresh directory."""
+
+    def argv(e: Env) -> list[str]:
+        path = e.tmp / "m.safetensors"
+        if state is None:
+            from rnnstab_cli.training.transfer import export_checkpoint
+
+            export_checkpoint(e.ck, path)
+        elif isinstance(state, bytes):
+            path.write_bytes(state)
+        else:
+            save_file(state, str(path))
+        return ["import", str(path), "-o", str(e.tmp / "imported"), *extra]
+
+    return argv
+
+
+def exported_with(**meta: str) -> Argv:
+    """An rnnstab export whose metadata header has ``meta`` changed."""
+
+    def argv(e: Env) -> list[str]:
+        from rnnstab_cli.training.transfer import export_checkpoint
+
+        path = e.tmp / "m.safetensors"
+        header = export_checkpoint(e.ck, path)
+        save_file(load_file(str(path)), str(path), metadata={**header, **meta})
+        return ["import", str(path), "-o", str(e.tmp / "imported")]
+
+    return argv
+
+
+def _header_only(header: dict[str, Any], data: bytes = b"") -> bytes:
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + data
+
+
+FOREIGN = ("--task", "temporal-order", "--len", "20")
+
+EXCHANGE = [
+    case(
+        "export-missing",
+        lambda e: ["export", "/nonexistent/ck", "-o", str(e.tmp / "m.safetensors")],
+        CKPT,
+        "/nonexistent/ck",
+    ),
+    case("export-no-out", lambda e: ["export", str(e.ck)], USAGE, "--out"),
+    case("export-format", on_export(lambda e: e.ck, "--format", "onnx"), USAGE, "onnx", "torch"),
+    case(
+        "export-sigmoid",
+        on_export(lambda e: e.nck),
+        USAGE,
+        "sigmoid units",
+        "torch.nn.RNN",
+        "--sigmoid-as-tanh",
+    ),
+    case(
+        "export-linear",
+        on_export(state_edit(set_path("config.activation", "linear"))),
+        USAGE,
+        "linear units",
+    ),
+    case("export-last-synthetic", on_export(lambda e: e.ck, "--last"), USAGE, "--last"),
+    case("export-nan", on_export(tensor_edit(nan_w_rec)), CKPT, "{ck}", "NaN"),
+    case("export-damaged", on_export(remove("ck", "params-*")), CKPT, "{ck}", "missing"),
+    case(
+        "export-unwritable",
+        lambda e: ["export", str(e.ck), "-o", "/proc/m.safetensors"],
+        USAGE,
+        "/proc/m.safetensors",
+    ),
+    case(
+        "import-missing",
+        lambda e: ["import", "/nonexistent/m.safetensors", "-o", str(e.tmp / "x")],
+        DATA,
+        "/nonexistent/m.safetensors",
+    ),
+    case(
+        "import-directory",
+        lambda e: ["import", str(e.ck), "-o", str(e.tmp / "x")],
+        DATA,
+        "{ck}",
+        "directory",
+    ),
+    case("import-empty", on_import(b"", *FOREIGN), DATA, "m.safetensors", "not a safetensors"),
+    case("import-text", on_import(b"hello, world", *FOREIGN), DATA, "not a safetensors"),
+    case(
+        "import-header-huge",
+        on_import(b"\xff" * 8 + b"{}", *FOREIGN),
+        DATA,
+        "not a safetensors",
+    ),
+    case(
+        "import-header-list",
+        on_import(_header_only([1, 2]), *FOREIGN),  # type: ignore[arg-type]
+        DATA,
+        "not a safetensors",
+    ),
+    case(
+        "import-bf16",
+        on_import(
+            _header_only(
+                {"rnn.weight_hh_l0": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}},
+                b"\0\0",
+            ),
+            *FOREIGN,
+        ),
+        DATA,
+        "BF16",
+        "float32",
+    ),
+    case(
+        "import-int",
+        on_import(rnn_state(rnn__weight_hh_l0=np.ones((4, 4), dtype=np.int64)), *FOREIGN),
+        DATA,
+        "I64",
+    ),
+    case(
+        "import-offsets",
+        on_import(
+            _header_only(
+                {"readout.bias": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 4
+            ),
+            *FOREIGN,
+        ),
+        DATA,
+        "not a valid safetensors",
+    ),
+    case("import-no-task", on_import(rnn_state()), USAGE, "--task"),
+    case(
+        "import-not-square",
+        on_import(rnn_state(rnn__weight_hh_l0=np.zeros((4, 3))), *FOREIGN),
+        DATA,
+        "weight_hh_l0",
+        "[4, 3]",
+    ),
+    case(
+        "import-lstm",
+        on_import(
+            rnn_state(rnn__weight_ih_l0=np.zeros((16, 6)), rnn__weight_hh_l0=np.zeros((16, 4))),
+            *FOREIGN,
+        ),
+        DATA,
+        "LSTM",
+    ),
+    case(
+        "import-gru",
+        on_import(
+            rnn_state(rnn__weight_ih_l0=np.zeros((12, 6)), rnn__weight_hh_l0=np.zeros((12, 4))),
+            *FOREIGN,
+        ),
+        DATA,
+        "GRU",
+    ),
+    case(
+        "import-lstm-projection",
+        on_import(rnn_state(rnn__weight_hr_l0=np.zeros((2, 4))), *FOREIGN),
+        DATA,
+        "weight_hr_l0",
+        "LSTM",
+    ),
+    case(
+        "import-two-layers",
+        on_import(
+            rnn_state(rnn__weight_ih_l1=np.zeros((4, 4)), rnn__weight_hh_l1=np.zeros((4, 4))),
+            *FOREIGN,
+        ),
+        DATA,
+        "2-layer",
+        "one layer",
+    ),
+    case(
+        "import-bidirectional",
+        on_import(rnn_state(rnn__weight_ih_l0_reverse=np.zeros((4, 6))), *FOREIGN),
+        DATA,
+        "bidirectional",
+    ),
+    case(
+        "import-extra-tensor",
+        on_import(rnn_state(embed__weight=np.zeros((10, 6))), *FOREIGN),
+        DATA,
+        "embed.weight",
+    ),
+    case(
+        "import-odd-rnn-tensor",
+        on_import(rnn_state(rnn__scale=np.zeros(4)), *FOREIGN),
+        DATA,
+        "rnn.scale",
+    ),
+    case(
+        "import-no-readout",
+        on_import(rnn_state(readout__weight=None, readout__bias=None), *FOREIGN),
+        DATA,
+        "'readout.'",
+        "--readout-prefix",
+    ),
+    case(
+        "import-no-weight-hh",
+        on_import(rnn_state(rnn__weight_hh_l0=None), *FOREIGN),
+        DATA,
+        "rnn.weight_hh_l0 is missing",
+    ),
+    case(
+        "import-prefix",
+        on_import(rnn_state(), *FOREIGN, "--rnn-prefix", "encoder."),
+        DATA,
+        "'encoder.'",
+        "rnn.weight_hh_l0",
+    ),
+    case(
+        "import-same-prefix",
+        on_import(rnn_state(), *FOREIGN, "--rnn-prefix", "m.", "--readout-prefix", "m."),
+        USAGE,
+        "'m.'",
+    ),
+    case(
+        "import-input-rows",
+        on_import(rnn_state(rnn__weight_ih_l0=np.zeros((5, 6))), *FOREIGN),
+        DATA,
+        "weight_ih_l0",
+        "[5, 6]",
+    ),
+    case(
+        "import-readout-width",
+        on_import(rnn_state(readout__weight=np.zeros((4, 5))), *FOREIGN),
+        DATA,
+        "readout.weight",
+        "[4, 5]",
+    ),
+    case(
+        "import-bias-shape",
+        on_import(rnn_state(rnn__bias_ih_l0=np.zeros(5)), *FOREIGN),
+        DATA,
+        "bias_ih_l0",
+        "[5]",
+    ),
+    case(
+        "import-readout-bias-shape",
+        on_import(rnn_state(readout__bias=np.zeros(3)), *FOREIGN),
+        DATA,
+        "readout.bias",
+        "[3]",
+    ),
+    case(
+        "import-weight-1d",
+        on_import(rnn_state(readout__weight=np.zeros(4)), *FOREIGN),
+        DATA,
+        "readout.weight",
+        "2",
+    ),
+    case(
+        "import-empty-tensor",
+        on_import(rnn_state(rnn__weight_ih_l0=np.zeros((4, 0))), *FOREIGN),
+        DATA,
+        "weight_ih_l0",
+        "non-empty",
+    ),
+    case(
+        "import-nan",
+        on_import(rnn_state(rnn__weight_hh_l0=np.full((4, 4), np.nan)), *FOREIGN),
+        DATA,
+        "weight_hh_l0",
+        "NaN",
+    ),
+    case(
+        "import-overflow",
+        on_import(
+            {k: v.astype(np.float64) for k, v in rnn_state().items()}
+            | {"readout.bias": np.full(4, 1e300)},
+            *FOREIGN,
+            "--dtype",
+            "float32",
+        ),
+        DATA,
+        "overflow",
+        "float32",
+    ),
+    case(
+        "import-task-shape",
+        on_import(rnn_state(), "--task", "addition", "--len", "20"),
+        USAGE,
+        "6 inputs and 4 outputs",
+        "addition",
+    ),
+    case("import-task-unknown", on_import(rnn_state(), "--task", "parity"), USAGE, "parity"),
+    case(
+        "import-len-0",
+        on_import(rnn_state(), "--task", "temporal-order", "--len", "0"),
+        USAGE,
+        "len",
+    ),
+    case(
+        "import-len-too-short",
+        on_import(rnn_state(), "--task", "temporal-order", "--len", "3"),
+        USAGE,
+        "too short",
+    ),
+    case("import-dtype", on_import(rnn_state(), *FOREIGN, "--dtype", "float16"), USAGE, "float16"),
+    case(
+        "import-activation-sigmoid",
+        on_import(rnn_state(), *FOREIGN, "--activation", "sigmoid"),
+        USAGE,
+        "--activation sigmoid",
+        "tanh or relu",
+    ),
+    case(
+        "import-activation-conflict",
+        on_import(None, "--activation", "relu"),
+        USAGE,
+        "--activation relu",
+        "tanh units",
+    ),
+    case(
+        "import-loss-mismatch",
+        on_import(None, "--task", "addition", "--len", "20"),
+        USAGE,
+        "softmax_ce",
+        "mse",
+    ),
+    case("import-len-without-task", on_import(None, "--len", "20"), USAGE, "--task"),
+    case(
+        "import-dataset-synthetic",
+        on_import(rnn_state(), *FOREIGN, "--dataset", "jsb"),
+        USAGE,
+        "--dataset",
+    ),
+    case(
+        "import-natural-len",
+        on_import(rnn_state(88, 88, 88), "--task", "music", "--dataset", "jsb", "--len", "5"),
+        USAGE,
+        "--len",
+    ),
+    case(
+        "import-music-dataset",
+        on_import(rnn_state(), "--task", "music", "--dataset", "bach"),
+        USAGE,
+        "bach",
+    ),
+    case(
+        "import-music-shape",
+        on_import(rnn_state(), "--task", "music", "--dataset", "jsb"),
+        USAGE,
+        "88",
+    ),
+    case(
+        "import-ptb-symbols",
+        lambda e: on_import(rnn_state(4, 5, 5), "--task", "ptb-char", "--data", str(e.ptb))(e),
+        USAGE,
+        "5 symbols",
+        "7",
+    ),
+    case(
+        "import-ptb-inputs-outputs",
+        on_import(rnn_state(4, 5, 6), "--task", "ptb-char"),
+        USAGE,
+        "5 inputs and 6 outputs",
+    ),
+    case(
+        "import-ptb-data-missing",
+        on_import(rnn_state(4, 5, 5), "--task", "ptb-char", "--data", "/nonexistent/d"),
+        DATA,
+        "/nonexistent/d",
+    ),
+    case("import-version", exported_with(format_version="9"), DATA, "format version", "'9'"),
+    case("import-mapping", exported_with(mapping="cubic"), DATA, "cubic"),
+    case(
+        "import-mapping-activation",
+        exported_with(mapping="sigmoid-as-tanh"),
+        DATA,
+        "tanh",
+        "sigmoid",
+    ),
+    case("import-header-config", exported_with(config="{"), DATA, "header config"),
+    case(
+        "import-header-config-bad",
+        exported_with(config='{"task": "temporal-order", "len": 12, "hidden": -1}'),
+        DATA,
+        "hidden",
+    ),
+    case(
+        "import-header-hidden",
+        exported_with(config='{"task": "temporal-order", "len": 12, "hidden": 5}'),
+        DATA,
+        "5 tanh units",
+        "8 tanh units",
+    ),
+    case(
+        "import-into-checkpoint",
+        lambda e: [*on_import(rnn_state(), *FOREIGN)(e), "-o", str(e.ck)],
+        USAGE,
+        "{ck}",
+        "already holds a checkpoint",
+    ),
+    case(
+        "import-out-under-a-file",
+        lambda e: [*on_import(rnn_state(), *FOREIGN)(e), "-o", str(e.write("f", "x") / "ck")],
+        CKPT,
+        "ck",
+    ),
+]
+
+
 ALL = [
     *(pytest.param(c, id=f"cli-{c.id}") for c in CLI_VALUES),
     *(pytest.param(c, id=f"file-{c.id}") for c in FILES),
     *(pytest.param(c, id=c.id) for c in CHECKPOINTS),
     *(pytest.param(c, id=c.id) for c in STORES),
     *(pytest.param(c, id=f"data-{c.id}") for c in DATA_FILES),
+    *(pytest.param(c, id=c.id) for c in EXCHANGE),
 ]
 
 

@@ -7,7 +7,9 @@ import typer
 from rnnstab_cli.cli.bench import BENCH_HELP, bench
 from rnnstab_cli.cli.common import EXIT_CODES_HELP
 from rnnstab_cli.cli.eval import EVAL_HELP, eval_command
+from rnnstab_cli.cli.export import EXPORT_HELP, export_command
 from rnnstab_cli.cli.figure import figure_app
+from rnnstab_cli.cli.import_model import IMPORT_HELP, import_command
 from rnnstab_cli.cli.info import info
 from rnnstab_cli.cli.plot import PLOT_HELP, plot_command
 from rnnstab_cli.cli.report import REPORT_HELP, report_command
@@ -31,6 +33,12 @@ app.command("train", help=TRAIN_HELP, short_help="Train on a synthetic task unti
 app.command(
     "eval", help=EVAL_HELP, short_help="Score a checkpoint on fresh sequences of other lengths."
 )(eval_command)
+app.command(
+    "export", help=EXPORT_HELP, short_help="Write a checkpoint's model as a PyTorch state dict."
+)(export_command)
+app.command(
+    "import", help=IMPORT_HELP, short_help="Make a checkpoint from a PyTorch RNN state dict."
+)(import_command)
 app.command("tasks")(tasks)
 app.command(
     "bench", help=BENCH_HELP, short_help="Measure training throughput against numpy and PyTorch."
