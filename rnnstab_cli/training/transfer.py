@@ -73,8 +73,8 @@ class Model:
 def load_model(directory: str | os.PathLike[str], *, last: bool = False) -> Model:
     """The model of any checkpoint (``train --out``, a sweep's or a campaign's run): for a
     natural run the parameters ``rnnstab eval`` scores, the best validation's unless ``last``."""
-    if is_natural_checkpoint(directory):
-        n = load_natural_checkpoint(directory)
+    if is_natural_checkpoint(Path(directory)):
+        n = load_natural_checkpoint(Path(directory))
         best = n.best_params is not None and not last
         params = n.best_params if best and n.best_params is not None else n.params
         return Model(
@@ -348,5 +348,5 @@ def _save_natural(
     if data is not None:
         cfg = dataclasses.replace(cfg, data=str(data))
     ckpt = NaturalCheckpoint(cfg, params, None, NaturalState(lr=cfg.lr), vocab)
-    save_natural_checkpoint(out, ckpt, [])
-    load_natural_checkpoint(out)  # it reads back as `rnnstab eval` will read it
+    save_natural_checkpoint(Path(out), ckpt, [])
+    load_natural_checkpoint(Path(out))  # it reads back as `rnnstab eval` will read it
