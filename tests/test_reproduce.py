@@ -224,6 +224,26 @@ def test_dry_run_lists_what_is_left_and_runs_nothing(
     assert "fig7-sgd-cr-seeds0-4: " in out and f"1 of {summary['planned']} planned" in out
 
 
+def test_one_campaign_process_per_directory_and_sections_by_commas(
+    mini: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "repro"
+    args = ["reproduce", "fig7,generalisation", "--dir", str(root), "--json", "-j", "1"]
+    root.mkdir()
+    (root / "campaign.json").write_text('{"format": "rnnstab-reproduction", "version": 1, '
+                                        '"sessions": []}')  # fmt: skip
+    with campaign_mod.campaign_lock(root):  # as a running campaign holds it
+        assert main(args) == EXIT_USAGE
+        err = capsys.readouterr().err.strip()
+        assert "another `rnnstab reproduce` is running" in err and "\n" not in err
+    assert main(args) == 0  # the lock is free again
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["sections"] == ["fig7", "generalisation"] and summary["missing"] == 0
+    for bad in ("fig7,all", "tasks,report", "fig7,nope"):
+        assert main(["reproduce", bad, "--dir", str(root)]) == EXIT_USAGE
+        assert "separated by commas" in capsys.readouterr().err
+
+
 def test_metrics_of_finished_runs_keep_one_record_per_evaluation(
     mini: None, tmp_path: Path
 ) -> None:

@@ -26,8 +26,9 @@ REPRODUCE_HELP = "\n\n".join(
         "paper's settings, into a campaign directory; or write the report from one.",
         "SECTION: fig7 (temporal order, SGD / SGD-C / SGD-CR at lengths 10–200, 8 seeds), "
         "generalisation (single models for lengths 50–200, scored up to 800), tasks (the "
-        "appendix's other pathological problems), music (Table 1), ptb (Table 2), all; or "
-        "report, which writes DIR/README.md and its figures from DIR alone.",
+        "appendix's other pathological problems), music (Table 1), ptb (Table 2), all, or "
+        "several separated by commas (generalisation,tasks: their runs in one queue, by "
+        "priority); or report, which writes DIR/README.md and its figures from DIR alone.",
         "Runs go one per core (--jobs), or to a Ray cluster with --backend ray. Stop at any "
         "moment (Ctrl-C, kill, even kill -9) and run the same command again: stored runs are kept, "
         "unfinished ones continue from their checkpoints. Progress shows the runs stored, the "
@@ -49,7 +50,11 @@ def _hours(seconds: float | None) -> str:
 
 def reproduce_command(
     section: Annotated[
-        str, typer.Argument(help=f"One of: {', '.join(_CHOICES)}.", show_default=False)
+        str,
+        typer.Argument(
+            help=f"One of: {', '.join(_CHOICES)}; or sections separated by commas.",
+            show_default=False,
+        ),
     ],
     report_dir: Annotated[
         Path | None,
@@ -83,8 +88,13 @@ def reproduce_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Reproduce the paper section by section (``--help``: REPRODUCE_HELP)."""
-    if section not in _CHOICES:
-        raise UsageError(f"unknown section {section!r}; expected one of: {', '.join(_CHOICES)}")
+    names = section.split(",")
+    for name in names:
+        if name not in _CHOICES or (len(names) > 1 and name in ("all", "report")):
+            raise UsageError(
+                f"unknown section {name!r}; expected one of: {', '.join(_CHOICES)} (or several "
+                "sections separated by commas, e.g. generalisation,tasks)"
+            )
     if section == "report":
         root = report_dir or directory
         if root is None:
@@ -105,7 +115,8 @@ def reproduce_command(
         raise UsageError("--address needs --backend ray")
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
-    sections = list(SECTIONS) if section == "all" else [section]
+    # Several sections run as one campaign: the scheduler orders all their runs by priority.
+    sections = list(SECTIONS) if section == "all" else [s for s in SECTIONS if s in names]
     _run(directory, sections, data, jobs, backend, address, dry_run, json_lines, quiet)
 
 

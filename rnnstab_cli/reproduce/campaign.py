@@ -19,6 +19,7 @@ unfinished run stands.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ import platform
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -48,7 +49,7 @@ from rnnstab_cli.reproduce.studies import (
 from rnnstab_cli.sweep.run import SweepPlan, run_row
 from rnnstab_cli.sweep.spec import PlannedRun, canonical_json, expand, id_settings
 from rnnstab_cli.sweep.store import ResultStore, RunRow, utc_now
-from rnnstab_cli.sweep.worker import INTERRUPTED, RunTask
+from rnnstab_cli.sweep.worker import INTERRUPTED, RunTask, fcntl
 from rnnstab_cli.training.checkpoint import (
     METRICS_ARCHIVE,
     METRICS_FILE,
@@ -72,8 +73,11 @@ STORE_FILE: Final[str] = "store.db"
 RUNS_DIR: Final[str] = "runs"
 #: Entries a campaign directory may hold besides its sections (the report and its figures).
 _OTHER_ENTRIES: Final[frozenset[str]] = frozenset(
-    {CAMPAIGN_FILE, "README.md", "figures", "notes", ".gitattributes"}
+    {CAMPAIGN_FILE, "README.md", "figures", "notes", ".gitattributes", ".campaign.lock"}
 )
+#: Held (flock) by the process running a campaign: two at once would both append to the
+#: session log, and their schedulers would not know of each other's runs.
+LOCK_FILE: Final[str] = ".campaign.lock"
 
 
 def trajectory_id(run: PlannedRun) -> str:
@@ -240,6 +244,27 @@ def read_campaign_file(root: Path) -> dict[str, Any]:
     if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
         raise CheckpointError(f"damaged campaign file {str(path)!r}: sessions is not a list")
     return data
+
+
+@contextlib.contextmanager
+def campaign_lock(root: Path) -> Iterator[None]:
+    """Hold DIR's lock while a campaign runs; UsageError at once if another process holds it.
+    The kernel drops the lock when its process dies, so a killed campaign leaves none."""
+    if fcntl is None:  # pragma: no cover - Windows: no lock, one campaign at a time is on the user
+        yield
+        return
+    with open(root / LOCK_FILE, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                f"another `rnnstab reproduce` is running in {str(root)!r}; stop it (Ctrl-C or "
+                "kill) or wait for it, then run this command again"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def check_campaign_dir(root: Path, *, create: bool, missing_ok: bool = False) -> None:
@@ -645,13 +670,28 @@ def run_campaign(
     """Run every missing run of the campaign's sections until none is left or Ctrl-C.
 
     KeyboardInterrupt is not propagated: ``progress.interrupted`` says so, and the same call
-    continues. Finished runs are stored (and single models scored) the moment they end.
+    continues. Finished runs are stored (and single models scored) the moment they end. One
+    process at a time runs a campaign directory (:func:`campaign_lock`).
     """
-    from rnnstab_cli.sweep.local import default_jobs, run_local
+    from rnnstab_cli.sweep.local import default_jobs
 
     jobs = jobs if jobs is not None else default_jobs()
     if jobs < 1:
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
+    with campaign_lock(campaign.root):
+        return _run_locked(campaign, backend, jobs, address, on_start, on_run)
+
+
+def _run_locked(
+    campaign: Campaign,
+    backend: str,
+    jobs: int,
+    address: str | None,
+    on_start: Callable[[Campaign], None] | None,
+    on_run: OnRun | None,
+) -> Progress:
+    from rnnstab_cli.sweep.local import run_local
+
     campaign.replan()
     campaign.check_data()
     campaign.register()

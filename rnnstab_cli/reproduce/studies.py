@@ -225,7 +225,7 @@ def static_studies() -> list[Study]:
         _single_model(
             "temporal-order-authors",
             5,
-            1,
+            2,
             settings=" (the authors' code's settings and symbol positions)",
             suffix="-positions",
             base={"task_options": {"positions": "authors"}},
@@ -248,7 +248,7 @@ def static_studies() -> list[Study]:
             _single_model(
                 task,
                 3,
-                1,
+                2,
                 settings=" (the authors' code's clip, initialisation, Ω and stopping rule)",
                 suffix="-authors",
                 base=AUTHORS_CODE_SETTINGS,
