@@ -377,7 +377,7 @@ def test_bad_input_is_one_line_and_non_zero(
     assert run("reproduce", "fig8", "--dir", str(tmp_path / "d")) == (
         EXIT_USAGE,
         "Error: unknown section 'fig8'; expected one of: fig7, generalisation, tasks, music, "
-        "ptb, all, report",
+        "ptb, all, report (or several sections separated by commas, e.g. generalisation,tasks)",
     )
     code, err = run("reproduce", "fig7", "--dir", str(a_file))
     assert code == EXIT_USAGE and "is a file" in err
