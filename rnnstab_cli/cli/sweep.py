@@ -43,15 +43,15 @@ SWEEP_HELP = "\n\n".join(
         "Run a grid of training runs (a TOML spec) into an SQLite result store.",
         # Brackets escaped: the rich help formatter reads "[base]" as a style tag.
         "The spec names a preset, optional \\[base] settings and \\[axes], each a list or an "
-        "integer range 'A..B' (both ends included); the grid is their full product, e.g. "
-        "tasks/sweeps/fig7-small.toml. Every run is validated like `rnnstab train` before any "
-        "starts.",
+        "integer range 'A..B' (both ends included); the grid is their full product. SPEC is a "
+        "file, or the name of a spec shipped with rnnstab (listed by `rnnstab tasks`). Every "
+        "run is validated like `rnnstab train` before any starts.",
         "Runs execute in parallel, one per core (--jobs), single-threaded unless the spec sets "
         "threads. Each finished run is stored at once; run the same command again after an "
         "interruption (Ctrl-C, kill) and only the missing runs start, each from its last "
         "checkpoint in --runs-dir.",
-        "Example: rnnstab sweep tasks/sweeps/fig7-small.toml --store fig7.db --axis "
-        "seed=0..9 --set max_updates=50000",
+        "Example: rnnstab sweep fig7-small --store fig7.db --axis seed=0..9 "
+        "--set max_updates=50000",
         "Then: rnnstab report fig7.db · rnnstab plot fig7.db -o fig7.png",
         "Exit codes: 0 all runs stored · 1 some runs failed · 2 bad usage or spec · "
         "4 store error · 130 interrupted.",
@@ -124,7 +124,11 @@ def _dry_run(plan: SweepPlan, store: Path, json_lines: bool) -> None:
 
 def sweep_command(
     spec: Annotated[
-        Path, typer.Argument(help="Sweep spec (TOML), e.g. tasks/sweeps/fig7-small.toml.")
+        Path,
+        typer.Argument(
+            help="Sweep spec: a TOML file, or a shipped spec's name (e.g. fig7-small).",
+            metavar="SPEC",
+        ),
     ],
     store: Annotated[
         Path, typer.Option("--store", help="SQLite result store (created if missing).")

@@ -494,7 +494,7 @@ TRAIN_HELP = "\n\n".join(
         "the screen is at or below 1%; solved is only ever declared on the full 10,000. For a "
         "length range (--len 50:200) the test sequences' lengths are drawn from the whole range, "
         "as in training, so solved means solved at every length.",
-        "Settings: preset (tasks/NAME.toml) < --config FILE < flags.",
+        "Settings: preset (see `rnnstab tasks`) < --config FILE < flags.",
         "Example: rnnstab train --task temporal-order --len 200 --method sgd-cr",
         "Natural tasks (§4.2): --task music --dataset jsb|nottingham|piano-midi|musedata "
         "(Table 1, NLL per time step) or --task ptb-char (Table 2, bits per character; the "

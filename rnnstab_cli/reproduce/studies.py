@@ -10,8 +10,9 @@ Fig. 7's baselines are the one study whose grid depends on results: at each leng
 SGD-C get the update budget the rule of :func:`fig7_budget` derives from the SGD-CR runs at
 that length, so that a failure of SGD or SGD-C is never an artefact of a short budget.
 
-The settings are the paper's (the presets in ``tasks/``, each citing the appendix); what is
-ours is the number of seeds, the budgets and the evaluation schedule, chosen here once.
+The settings are the paper's (the presets in ``rnnstab_cli/presets/``, each citing the
+appendix); what is ours is the number of seeds, the budgets and the evaluation schedule, chosen
+here once.
 """
 
 from __future__ import annotations
