@@ -7,16 +7,18 @@ import os
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from rnnstab_cli import __version__, engine
 from rnnstab_cli.cli.common import emit_json
-from rnnstab_cli.datasets import default_data_dir
 from rnnstab_cli.preset_files import preset_source
+
+# The engine, the data-set registry (numpy) and rich are imported when the command runs, so
+# that defining it (and `rnnstab --help`) does without them.
 
 
 def facts() -> dict[str, Any]:
+    from rnnstab_cli import __version__, engine
+    from rnnstab_cli.datasets import default_data_dir
+
     data = default_data_dir()
     presets = preset_source()
     return {
@@ -35,6 +37,11 @@ def info(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Show the version, the engine's backends and the GPU adapters wgpu can see."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rnnstab_cli import engine
+
     f = facts()
     if json_out:
         emit_json(f)

@@ -6,22 +6,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from rnnstab_cli.cli.common import emit_json
 from rnnstab_cli.preset_files import preset_dir, shipped_sweep_dir, shipped_sweep_names
 from rnnstab_cli.toml_files import read_toml
-from rnnstab_cli.training.config import (
-    load_preset,
-    natural_preset_names,
-    preset_config,
-    preset_names,
-)
+
+# training.config (numpy, the task generators) and rich are imported by the functions that use
+# them, so that defining the command (and `rnnstab --help`) does without them.
 
 
 def preset_rows() -> list[dict[str, Any]]:
     """One row per synthetic-task preset, with its resolved settings."""
+    from rnnstab_cli.training.config import load_preset, preset_config, preset_names
+
     rows = []
     for name in preset_names():
         cfg = preset_config(name)
@@ -67,6 +64,11 @@ def tasks(
     ] = False,
 ) -> None:
     """List the presets (the paper's settings for each task) and the shipped sweep specs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rnnstab_cli.training.config import load_preset, natural_preset_names
+
     rows = preset_rows()
     natural = [
         {"name": n, "description": load_preset(n).get("description", "")}
