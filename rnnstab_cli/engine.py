@@ -26,6 +26,12 @@ from rnnstab_cli import _engine
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.resources import bptt_bytes, forward_bytes, require
 
+# Kept here too, where the engine's other settings are (rnnstab_cli.simd_env checks them
+# without loading the engine).
+from rnnstab_cli.simd_env import SIMD_ENV as SIMD_ENV
+from rnnstab_cli.simd_env import SIMD_LEVELS as SIMD_LEVELS
+from rnnstab_cli.simd_env import check_simd_env as check_simd_env
+
 Params = dict[str, np.ndarray]
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear")
@@ -137,21 +143,6 @@ def _gpu_loader_stderr() -> Iterator[None]:
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")
                 sys.stderr.flush()
-
-
-#: The instruction sets the engine's kernels exist for, least capable first, and the variable
-#: that caps the one they use (to measure on one machine what a machine without AVX-512 gets).
-SIMD_LEVELS = ("portable", "avx2", "avx512")
-SIMD_ENV = "RNNSTAB_SIMD"
-
-
-def check_simd_env() -> None:
-    """UsageError when ``$RNNSTAB_SIMD`` names no instruction set (the engine would ignore it)."""
-    value = os.environ.get(SIMD_ENV, "").strip()
-    if value and value not in SIMD_LEVELS:
-        raise UsageError(
-            f"{SIMD_ENV}={value!r} is not an instruction set; use one of {', '.join(SIMD_LEVELS)}"
-        )
 
 
 def simd_level() -> str:

@@ -29,3 +29,10 @@ class CheckpointError(RnnstabError):
     """A checkpoint or result store that is missing, damaged or incompatible."""
 
     exit_code = 4
+
+
+class InstallError(RnnstabError):
+    """Files that ship with rnnstab (the presets) are missing: the installation is broken, not
+    the command. Exit code 1, an error that is not the user's input."""
+
+    exit_code = 1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets everything up and runs every check: formatting, lints, the Rust unit tests and the
-# Python test suite. Exits non-zero on the first failure.
+# Sets everything up and runs every check: formatting, lints, the Rust unit tests, the wheel
+# as users install it and the Python test suite. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,11 @@ echo "== mypy" >&2
 
 echo "== cargo test" >&2
 RNNSTAB_REQUIRE_GPU=1 cargo test --workspace --exclude rnnstab-python --release --quiet
+
+echo "== wheel" >&2
+# The wheel as users install it: presets inside, `rnnstab tasks` and a preset run from a fresh
+# environment outside the checkout (reuses the engine setup.sh built).
+bash scripts/check_wheel.sh
 
 echo "== pytest" >&2
 # CI=1 selects the derandomised Hypothesis profile with no deadlines (tests/conftest.py).

@@ -113,13 +113,16 @@ def test_command_line_adds_and_replaces_axes_and_settings(tmp_path: Path) -> Non
 
 
 def test_shipped_specs_expand() -> None:
-    small = expand(load_spec(REPO / "tasks/sweeps/fig7-small.toml"))
+    small = expand(load_spec("fig7-small"))
     assert len(small) == 27
     assert {r.config.method for r in small} == {"sgd", "sgd-c", "sgd-cr"}
     assert sorted({r.config.length.lo for r in small}) == [10, 20, 50]
     assert {r.config.lr for r in small} == {0.001}  # the paper's optimiser, only a small budget
-    full = expand(load_spec(REPO / "tasks/sweeps/fig7-temporal-order.toml"))
+    full = expand(load_spec("fig7-temporal-order"))
     assert sorted({r.config.length.lo for r in full}) == [10, 20, 50, 100, 150, 200]
+    # The path people browsing the repo use names the same file.
+    by_path = expand(load_spec(REPO / "tasks/sweeps/fig7-small.toml"))
+    assert [r.run_id for r in by_path] == [r.run_id for r in small]
 
 
 @pytest.mark.parametrize(

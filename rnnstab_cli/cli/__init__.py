@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        from rnnstab_cli.engine import check_simd_env
+        from rnnstab_cli.simd_env import check_simd_env
 
         check_simd_env()
         # Not standalone: a bad option or value comes back as an exception, said below in one

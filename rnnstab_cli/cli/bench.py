@@ -7,10 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from rnnstab_cli.bench import PAPER_CONFIGS, BenchConfig, BenchRow, run_benchmark
 from rnnstab_cli.cli.common import emit_json, note
 
 # Paragraphs as single strings: the help formatter keeps line breaks inside a paragraph.
@@ -57,6 +54,12 @@ def bench(
         bool, typer.Option("--json", help="One JSON object per row on stdout.")
     ] = False,
 ) -> None:
+    # Imported here, when a benchmark runs: the engine, numpy and rich stay out of start-up.
+    from rich.console import Console
+    from rich.table import Table
+
+    from rnnstab_cli.bench import PAPER_CONFIGS, BenchConfig, BenchRow, run_benchmark
+
     configs = [] if only else list(PAPER_CONFIGS)
     configs += [BenchConfig.parse(c) for c in config or []]
     if not configs:

@@ -22,16 +22,9 @@ import typer
 
 from rnnstab_cli.cli.common import note
 from rnnstab_cli.errors import UsageError
-from rnnstab_cli.figures import (
-    compute_bifurcation,
-    compute_error_surface,
-    compute_spectrum,
-    plot_bifurcation,
-    plot_error_surface,
-    plot_spectrum,
-)
-from rnnstab_cli.training.checkpoint import load_checkpoint
-from rnnstab_cli.training.run_session import initial_params
+
+# The figures (rnnstab_cli.figures: matplotlib, scipy) are imported by the commands that draw
+# them, so that every other command, and `rnnstab --help`, starts without them.
 
 figure_app = typer.Typer(
     name="figure",
@@ -80,6 +73,8 @@ def error_surface(
 ) -> None:
     """Fig. 6: E_50 = (σ(x_50) − 0.7)² of x_t = w·σ(x_{t−1}) + b, x_0 = 0.5, with plain and
     clipped gradient descent."""
+    from rnnstab_cli.figures import compute_error_surface, plot_error_surface
+
     data = compute_error_surface(n_w=grid, n_b=grid, lr=lr, threshold=threshold, n_steps=steps)
     _emit(data, plot_error_surface, out, json_out, csv_out, "fig6-error-surface.png")
 
@@ -93,6 +88,8 @@ def bifurcation(
 ) -> None:
     """Fig. 3: the fixed points of x = w·σ(x) + b against b, stable and unstable, with the
     saddle-node bifurcations marked."""
+    from rnnstab_cli.figures import compute_bifurcation, plot_bifurcation
+
     data = compute_bifurcation(w=w)
     _emit(data, plot_bifurcation, out, json_out, csv_out, "fig3-bifurcation.png")
 
@@ -107,6 +104,10 @@ def spectrum(
     csv_out: Csv = False,
 ) -> None:
     """Eigenvalues of W_rec before training (re-created from the run's seed) and after."""
+    from rnnstab_cli.figures import compute_spectrum, plot_spectrum
+    from rnnstab_cli.training.checkpoint import load_checkpoint
+    from rnnstab_cli.training.run_session import initial_params
+
     c = load_checkpoint(ckpt)
     cfg = c.config
     task = cfg.make_task()

@@ -14,10 +14,8 @@ from typing import Annotated
 
 import typer
 
-from rnnstab_cli.cli.common import emit_json, note
-from rnnstab_cli.errors import UsageError
-from rnnstab_cli.sweep.report import parse_keys, pooled_settings, select_runs
-from rnnstab_cli.sweep.store import ResultStore
+# What the command does lives in cli/plot_run.py, imported when it runs, so that defining the
+# options (and `rnnstab --help`) needs neither numpy, matplotlib nor the engine.
 
 PLOT_HELP = "\n\n".join(
     [
@@ -31,13 +29,6 @@ PLOT_HELP = "\n\n".join(
         "Exit codes: 0 written · 2 bad usage · 4 store missing or not a result store.",
     ]
 )
-
-
-def _one_key(text: str | None, option: str, default: str) -> str:
-    keys = parse_keys(text, option, [default])
-    if len(keys) != 1:
-        raise UsageError(f"{option} takes one key, got {text!r}")
-    return keys[0]
 
 
 def plot_command(
@@ -67,55 +58,15 @@ def plot_command(
     ] = False,
 ) -> None:
     """Draw Fig. 7 (success rate vs. log sequence length) from a store (``--help``: PLOT_HELP)."""
-    # matplotlib is imported here, not at start-up, so that `rnnstab --help` stays quick.
-    from rnnstab_cli.figures.plotting import check_path
-    from rnnstab_cli.sweep.plot import (
-        default_subtitle,
-        default_title,
-        plot_success,
-        success_curves,
-    )
+    from rnnstab_cli.cli.plot_run import run_plot
 
-    check_path(out)  # a bad suffix fails before the store is read
-    if store.is_dir():
-        from rnnstab_cli.figures.training_run import load_history, plot_history
-
-        history = load_history(store)
-        path = plot_history(history, out)
-        if json_out:
-            emit_json({"event": "plot", "path": str(path), "run": history.to_json_dict()})
-        else:
-            note(f"Wrote {path}")
-        return
-    by_key = _one_key(by, "--by", "method")
-    x_key = _one_key(x, "--x", "len")
-    if by_key == x_key:
-        raise UsageError("--by and --x must be different keys")
-    with ResultStore.open_readonly(store) as st:
-        sel = select_runs(st, sweep=sweep, where=where or [])
-    curves = success_curves(sel.runs, by=by_key, x=x_key)
-    mixed = pooled_settings(sel.runs, [by_key, x_key])
-    if mixed:
-        note(f"note: points pool runs that differ in {', '.join(mixed)}; filter with --where")
-    path = plot_success(
-        curves,
-        out,
-        title=title if title is not None else default_title(sel.runs),
-        subtitle=default_subtitle(sel.runs),
-        xlabel="sequence length T" if x_key == "len" else x_key,
+    run_plot(
+        store=store,
+        out=out,
+        by=by,
+        x=x,
+        sweep=sweep,
+        where=where,
+        title=title,
+        json_out=json_out,
     )
-    if json_out:
-        emit_json(
-            {
-                "event": "plot",
-                "path": str(path),
-                "by": by_key,
-                "x": x_key,
-                "curves": [
-                    {"value": c.value, "x": c.xs, "solved": c.solved, "total": c.totals}
-                    for c in curves
-                ],
-            }
-        )
-    else:
-        note(f"Wrote {path}")

@@ -18,7 +18,7 @@ import typer
 
 from rnnstab_cli.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, emit_json, note, note_interrupt
 from rnnstab_cli.errors import UsageError
-from rnnstab_cli.reproduce.studies import SECTIONS
+from rnnstab_cli.reproduce.sections import SECTIONS
 
 REPRODUCE_HELP = "\n\n".join(
     [

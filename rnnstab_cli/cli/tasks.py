@@ -6,26 +6,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from rnnstab_cli.cli.common import emit_json
-from rnnstab_cli.taskgen import TASK_NAMES
-from rnnstab_cli.training.config import (
-    load_preset,
-    natural_preset_names,
-    preset_config,
-    preset_dir,
-    preset_names,
-)
+from rnnstab_cli.preset_files import preset_dir, shipped_sweep_dir, shipped_sweep_names
+from rnnstab_cli.toml_files import read_toml
+
+# training.config (numpy, the task generators) and rich are imported by the functions that use
+# them, so that defining the command (and `rnnstab --help`) does without them.
 
 
 def preset_rows() -> list[dict[str, Any]]:
-    """One row per preset (and per task without one), with the resolved defaults."""
-    names = preset_names()
-    names += [t for t in TASK_NAMES if t not in names]
+    """One row per synthetic-task preset, with its resolved settings."""
+    from rnnstab_cli.training.config import load_preset, preset_config, preset_names
+
     rows = []
-    for name in names:
+    for name in preset_names():
         cfg = preset_config(name)
         task = cfg.make_task()
         rows.append(
@@ -54,19 +49,41 @@ def preset_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def sweep_rows() -> list[dict[str, str]]:
+    """One row per shipped sweep spec: the name `rnnstab sweep` takes, and its description."""
+    rows = []
+    for name in shipped_sweep_names():
+        raw = read_toml(shipped_sweep_dir() / f"{name}.toml", "sweep spec")
+        rows.append({"name": name, "description": str(raw.get("description", ""))})
+    return rows
+
+
 def tasks(
     json_out: Annotated[
         bool, typer.Option("--json", help='One JSON object on stdout: {"presets": [...]}.')
     ] = False,
 ) -> None:
-    """List the tasks and presets (tasks/*.toml) with their paper defaults."""
+    """List the presets (the paper's settings for each task) and the shipped sweep specs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rnnstab_cli.training.config import load_preset, natural_preset_names
+
     rows = preset_rows()
     natural = [
         {"name": n, "description": load_preset(n).get("description", "")}
         for n in natural_preset_names()
     ]
+    sweeps = sweep_rows()
     if json_out:
-        emit_json({"presets": rows, "natural_presets": natural, "preset_dir": str(preset_dir())})
+        emit_json(
+            {
+                "presets": rows,
+                "natural_presets": natural,
+                "preset_dir": str(preset_dir()),
+                "sweeps": sweeps,
+            }
+        )
         return
     table = Table(title=f"Presets in {preset_dir()}", title_justify="left")
     for col in ("name", "in/out", "loss", "len", "hidden", "lr", "α", "clip", "budget"):
@@ -93,4 +110,8 @@ def tasks(
     if natural:
         console.print("\nNatural tasks (§4.2, trained epoch by epoch; data from --data PATH):")
         for r in natural:
+            console.print(f"  {r['name']}: {r['description']}")
+    if sweeps:
+        console.print("\nSweep specs shipped with rnnstab (rnnstab sweep NAME --store FILE.db):")
+        for r in sweeps:
             console.print(f"  {r['name']}: {r['description']}")

@@ -39,8 +39,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import scipy.io
-from scipy.io.matlab import MatReadError
 
 from rnnstab_cli.datasets.common import (
     PathLike,
@@ -73,9 +71,10 @@ _PICKLE_WHAT = (
     "of sequences of tuples of MIDI note numbers 21..108"
 )
 
-# Everything scipy's MAT reader is known to raise on a damaged or foreign file.
+# Everything scipy's MAT reader is known to raise on a damaged or foreign file, besides its
+# own MatReadError (added where scipy is imported: only the process that reads a MAT file
+# pays for importing scipy).
 _MAT_READ_ERRORS = (
-    MatReadError,
     OSError,
     ValueError,
     TypeError,
@@ -247,9 +246,12 @@ def limit_address_space(extra_bytes: int) -> None:
 
 def read_mat_here(p: Path) -> MusicData:
     """Read and check a MAT file in this process (see :func:`_load_mat` for why it is not)."""
+    import scipy.io
+    from scipy.io.matlab import MatReadError
+
     try:
         mat = scipy.io.loadmat(p)
-    except _MAT_READ_ERRORS as exc:
+    except (MatReadError, *_MAT_READ_ERRORS) as exc:
         raise DataError(f"{p} is not {_MAT_WHAT} (scipy: {one_line(exc)})") from exc
     missing = [v for v in _MAT_VARS.values() if v not in mat]
     if missing:

@@ -10,8 +10,9 @@ Fig. 7's baselines are the one study whose grid depends on results: at each leng
 SGD-C get the update budget the rule of :func:`fig7_budget` derives from the SGD-CR runs at
 that length, so that a failure of SGD or SGD-C is never an artefact of a short budget.
 
-The settings are the paper's (the presets in ``tasks/``, each citing the appendix); what is
-ours is the number of seeds, the budgets and the evaluation schedule, chosen here once.
+The settings are the paper's (the presets in ``rnnstab_cli/presets/``, each citing the
+appendix); what is ours is the number of seeds, the budgets and the evaluation schedule, chosen
+here once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from rnnstab_cli.reproduce.sections import SECTIONS, SYNTHETIC_SECTIONS
 from rnnstab_cli.sweep.spec import SweepSpec
 
 __all__ = [
@@ -37,11 +39,6 @@ __all__ = [
     "section_studies",
     "static_studies",
 ]
-
-#: ``rnnstab reproduce SECTION``: the paper's claims, in the order the report gives them.
-SECTIONS: Final[tuple[str, ...]] = ("fig7", "generalisation", "tasks", "music", "ptb")
-#: Sections made of synthetic-task sweeps (the others train the natural tasks, §4.2).
-SYNTHETIC_SECTIONS: Final[tuple[str, ...]] = ("fig7", "generalisation", "tasks")
 
 #: Fig. 7's x axis (§4.1.1), up to Martens & Sutskever's 200.
 FIG7_LENGTHS: Final[tuple[int, ...]] = (10, 20, 50, 100, 150, 200)

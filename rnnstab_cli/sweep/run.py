@@ -1,7 +1,7 @@
 """Driving a sweep: plan the grid, skip what the store already holds, run the rest on a
 backend, store each run the moment it finishes.
 
-    plan = plan_sweep("tasks/sweeps/fig7-small.toml", settings=["max_updates=2000"])
+    plan = plan_sweep("fig7-small", settings=["max_updates=2000"])  # or a spec file
     summary = run_sweep(plan, "results.db", jobs=2)
 
 Resuming is the same call: the planned run ids are compared with the stored ones and only the

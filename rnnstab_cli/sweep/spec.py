@@ -5,7 +5,7 @@ full Cartesian product of the axes::
 
     name = "fig7-small"                 # optional; defaults to the file's stem
     description = "free text"           # optional
-    preset = "temporal-order"           # the base preset (tasks/<name>.toml or a task name)
+    preset = "temporal-order"           # the base preset (see `rnnstab tasks`)
 
     [base]                              # optional: any `rnnstab train` config key
     max_updates = 20_000
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from rnnstab_cli.errors import UsageError
+from rnnstab_cli.preset_files import find_sweep_spec
 from rnnstab_cli.toml_files import read_toml
 from rnnstab_cli.training.config import (
     TRAJECTORY_KEYS,
@@ -228,8 +229,10 @@ def _axis_values(key: str, raw: Any, source: str) -> list[Any]:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read and check a spec file (keys and value types; the grid is checked by :func:`expand`)."""
-    p = Path(path)
+    """Read and check a spec file, or a shipped spec given by name (``fig7-small``; see
+    :func:`~rnnstab_cli.preset_files.find_sweep_spec`): keys and value types, the grid being
+    checked by :func:`expand`."""
+    p = find_sweep_spec(path)
     raw = read_toml(p, "sweep spec")
     source = str(p)
     unknown = [k for k in raw if k not in SPEC_KEYS]

@@ -1,9 +1,9 @@
-"""What a training run is: :class:`TrainConfig`, the presets in ``tasks/*.toml``, TOML config
-files, and the paper's method names.
+"""What a training run is: :class:`TrainConfig`, the presets (``rnnstab_cli/presets/*.toml``,
+found by :mod:`rnnstab_cli.preset_files`), TOML config files, and the paper's method names.
 
 A run's settings come from three layers, later ones winning::
 
-    preset (tasks/<name>.toml)  <  --config FILE  <  command-line flags
+    preset (presets/<name>.toml)  <  --config FILE  <  command-line flags
 
 Every layer uses the same keys (:data:`CONFIG_KEYS`; ``-`` and ``_`` are interchangeable in
 TOML keys). :func:`resolve_config` merges the layers, applies the method mapping and returns a
@@ -22,7 +22,7 @@ method that has Ω off is a contradiction and is refused.
 
 The paper's natural tasks (§4.2: polyphonic music, character-level Penn Treebank) share these
 layers and keys, plus the epoch-based keys of :data:`NATURAL_KEYS`; their presets
-(``tasks/music-*.toml``, ``tasks/ptb-char*.toml``) resolve to a
+(``presets/music-*.toml``, ``presets/ptb-char*.toml``) resolve to a
 :class:`~rnnstab_cli.training.natural.config.NaturalConfig` through
 :func:`~rnnstab_cli.training.natural.config.resolve_natural_config`. :func:`resolve_config` and
 :func:`preset_names` stay about the synthetic tasks.
@@ -42,6 +42,7 @@ from typing import Any, Final
 import numpy as np
 
 from rnnstab_cli.errors import UsageError
+from rnnstab_cli.preset_files import preset_dir, preset_path
 from rnnstab_cli.resources import batches_bytes, bptt_bytes, forward_bytes, model_bytes, require
 from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, TASK_NAMES, TEST_SEQUENCES, Task, make_task
 from rnnstab_cli.toml_files import read_toml
@@ -70,10 +71,6 @@ MAX_TEST_SEQUENCES: Final[int] = 10_000_000
 #: Sequences of the cheap first look at the test error; the full TEST_SEQUENCES follow only
 #: when this screen is already at or below the success threshold.
 DEFAULT_SCREEN: Final[int] = 1000
-
-#: Where the presets live: ``tasks/`` at the top of the source tree, or $RNNSTAB_TASKS.
-PRESET_ENV: Final[str] = "RNNSTAB_TASKS"
-_DEFAULT_PRESET_DIR: Final[Path] = Path(__file__).resolve().parents[2] / "tasks"
 
 #: Keys a preset, a config file or the flags may set, with what each one holds.
 CONFIG_KEYS: Final[dict[str, str]] = {
@@ -427,11 +424,6 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return normalise_layer(read_toml(p, "config file"), source=str(p))
 
 
-def preset_dir() -> Path:
-    env = os.environ.get(PRESET_ENV)
-    return Path(env) if env else _DEFAULT_PRESET_DIR
-
-
 def _preset_is_natural(path: Path) -> bool:
     """Whether a preset file sets up a natural task. A file that cannot be read counts as
     synthetic, so the error surfaces, with its message, when that preset is loaded."""
@@ -443,8 +435,7 @@ def _preset_is_natural(path: Path) -> bool:
 
 
 def _all_presets() -> list[Path]:
-    d = preset_dir()
-    return sorted(d.glob("*.toml")) if d.is_dir() else []
+    return sorted(preset_dir().glob("*.toml"))
 
 
 def preset_names() -> list[str]:
@@ -462,22 +453,27 @@ def is_natural_preset(name: str) -> bool:
     """Whether ``name`` is a natural task or a preset file that sets one up."""
     if name in NATURAL_TASKS:
         return True
-    path = preset_dir() / f"{name}.toml"
-    return path.is_file() and _preset_is_natural(path)
+    path = preset_path(name)
+    return path is not None and _preset_is_natural(path)
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    """The layer of preset ``name``. A task with no preset file gets an empty preset (the
-    built-in defaults); anything else is an unknown task."""
-    path = preset_dir() / f"{name}.toml"
-    if path.is_file():
+    """The layer of preset ``name``. There is no fall-back to built-in defaults: the presets
+    hold the paper's settings, and a run with guessed ones would look like the paper's run."""
+    path = preset_path(name)
+    if path is not None:
         layer = normalise_layer(read_toml(path, "preset"), source=str(path))
         layer.setdefault("task", name)
         return layer
-    if name in TASK_NAMES:
-        return {"task": name}
-    known = sorted(set(preset_names()) | set(TASK_NAMES))
-    raise UsageError(f"unknown task {name!r}; choose one of: {', '.join(known)}")
+    if name in TASK_NAMES or name in NATURAL_TASKS:
+        raise missing_preset(name)
+    known = ", ".join(preset_names()) or f"none (no presets in {str(preset_dir())!r})"
+    raise UsageError(f"unknown task {name!r}; choose one of: {known}")
+
+
+def missing_preset(name: str) -> UsageError:
+    """The error for a task whose preset file is not in the preset directory."""
+    return UsageError(f"no preset for task {name!r} in {str(preset_dir())!r} (no {name}.toml)")
 
 
 def explicit_layers(

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from rnnstab_cli.datasets import DATASETS
 from rnnstab_cli.errors import UsageError
+from rnnstab_cli.preset_files import preset_path
 from rnnstab_cli.training.config import (
     CONFIG_KEYS,
     NATURAL_TASKS,
@@ -30,8 +31,8 @@ from rnnstab_cli.training.config import (
     explicit_layers,
     is_natural_preset,
     load_preset,
+    missing_preset,
     normalise_layer,
-    preset_dir,
     read_config_file,
 )
 from rnnstab_cli.training.model_settings import DTYPES, METHODS, ModelSettings
@@ -63,7 +64,7 @@ NATURAL_RESUMABLE_KEYS: Final[tuple[str, ...]] = (
 class NaturalConfig(ModelSettings):
     """A fully resolved natural-task run; ``__post_init__`` validates every value.
 
-    The defaults are neutral; the paper's numbers live in the presets (``tasks/*.toml``).
+    The defaults are neutral; the paper's numbers live in the presets (``presets/*.toml``).
     """
 
     task: str  # "music" or "ptb-char"
@@ -170,15 +171,18 @@ def is_natural_selection(
     return selector is not None and is_natural_preset(str(selector))
 
 
-def _preset_for(selector: str, dataset: str | None) -> str | None:
-    """The preset file behind a selector: ``music`` + data set → ``music-<dataset>``."""
-    if selector == "music":
-        if dataset is None:
-            raise UsageError(f"--task music needs --dataset, one of: {', '.join(MUSIC_DATASETS)}")
-        name = f"music-{dataset}"
-    else:
-        name = selector
-    return name if (preset_dir() / f"{name}.toml").is_file() else None
+def _preset_for(selector: str, dataset: str | None) -> str:
+    """The preset behind a selector: ``music`` + data set → ``music-<dataset>``."""
+    if selector != "music":
+        return selector
+    if dataset is None:
+        raise UsageError(f"--task music needs --dataset, one of: {', '.join(MUSIC_DATASETS)}")
+    if dataset not in MUSIC_DATASETS:  # said here: the preset it would name is no file either
+        raise UsageError(
+            f"data set {dataset!r} does not fit task 'music'; expected one of: "
+            f"{', '.join(MUSIC_DATASETS)}"
+        )
+    return f"music-{dataset}"
 
 
 def _with_method(layer: dict[str, Any], method: str) -> dict[str, Any]:
@@ -203,7 +207,9 @@ def resolve_natural_config(
         raise UsageError(f"{selector!r} is not a natural task ({', '.join(NATURAL_TASKS)})")
     dataset = flag_layer.get("dataset", file_layer.get("dataset"))
     preset_name = _preset_for(selector, dataset)
-    preset = load_preset(preset_name) if preset_name else {"task": selector}
+    if preset_path(preset_name) is None:  # music-<dataset>: a name no one typed, said as such
+        raise missing_preset(preset_name)
+    preset = load_preset(preset_name)
     preset.pop("description", None)
     if dataset is None:
         dataset = preset.get("dataset", "ptb-char" if preset["task"] == "ptb-char" else None)
