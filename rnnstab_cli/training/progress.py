@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 from rnnstab_cli.training.config import TrainConfig
+from rnnstab_cli.training.model_settings import CLIP_RULE_PARAMS
 from rnnstab_cli.training.records import ChunkReport, EvalRecord, ProgressSink
 
 #: Seconds between plain log lines when stderr is not a terminal.
@@ -60,10 +61,18 @@ def describe_test(record: EvalRecord) -> str:
 def run_title(config: TrainConfig) -> str:
     return (
         f"{config.label} len {config.length} · {config.method} · lr {config.lr:g} · "
-        f"α {config.alpha:g} · clip {config.clip_mode}"
-        + (f" {config.clip:g}" if config.clip_mode != "none" else "")
+        f"α {config.alpha:g} · clip {_clip_rule(config)}"
         + f" · {config.hidden} {config.activation} units"
     )
+
+
+def _clip_rule(config: TrainConfig) -> str:
+    """``norm 6``, ``none``, ``auto window=100 factor=2``: the rule and what it is given."""
+    if config.clip_mode in ("norm", "value"):
+        return f"{config.clip_mode} {config.clip:g}"
+    params = CLIP_RULE_PARAMS.get(config.clip_mode, ())
+    shown = " ".join(f"{k.removeprefix('clip_')}={getattr(config, k):g}" for k in params)
+    return f"{config.clip_mode} {shown}".rstrip()
 
 
 class _Rate:

@@ -4,7 +4,9 @@
 // Norm: ‖ĝ‖ over all of θ (Ω's part included, it sits in W_rec's gradient), computed as
 // max|g|·sqrt(Σ (g/max|g|)²) so that f32 squares neither overflow nor underflow.
 // Algorithm 1 (§3.2): if ‖ĝ‖ ≥ threshold then ĝ ← (threshold/‖ĝ‖)·ĝ. Element-wise clipping
-// clamps each entry to ±threshold. A non-finite norm or loss leaves θ untouched ("skip",
+// clamps each entry to ±threshold. The skip rule (clip_kind 3) leaves θ and the optimiser's
+// state untouched when ‖ĝ‖ > threshold (a spike). The adaptive rules' thresholds come from
+// the host (rnnstab_engine::ClipRule), as the uniform's threshold of each step. A non-finite norm or loss leaves θ untouched ("skip",
 // "error") or shrinks W_rec by the factor `cfg.shrink` ("shrink": the authors' 1 − lr·0.02,
 // bounded to [0.5, 1] by rnnstab_engine::shrink_factor). An update that would make some entry
 // of θ or of the optimiser's state non-finite (a finite gradient times a huge learning rate)
@@ -79,6 +81,7 @@ fn grad_norm(@builtin(local_invocation_index) lid: u32) {
         let nonfinite = !is_finite(norm) || !is_finite(stats[STAT_LOSS]);
         var clipped = 0.0;
         var scale = 1.0;
+        var spike = 0.0;
         if !nonfinite {
             let thr = cfg.clip_threshold;
             if cfg.clip_kind == 1u && norm >= thr && norm != 0.0 {
@@ -86,8 +89,11 @@ fn grad_norm(@builtin(local_invocation_index) lid: u32) {
                 scale = thr / norm;
             } else if cfg.clip_kind == 2u && m > thr {
                 clipped = 1.0;
+            } else if cfg.clip_kind == 3u && norm > thr {
+                spike = 1.0;
             }
         }
+        stats[STAT_SPIKE] = spike;
         stats[STAT_NORM] = norm;
         stats[STAT_MAXABS] = m;
         stats[STAT_NONFINITE] = select(0.0, 1.0, nonfinite);
@@ -117,7 +123,8 @@ fn grad_norm(@builtin(local_invocation_index) lid: u32) {
         }
         workgroupBarrier();
     }
-    if lid == 0u && red_bad[0] != 0u && stats[STAT_NONFINITE] == 0.0 {
+    // A skipped spike is never applied, so it cannot overflow anything.
+    if lid == 0u && red_bad[0] != 0u && stats[STAT_NONFINITE] == 0.0 && stats[STAT_SPIKE] == 0.0 {
         stats[STAT_NONFINITE] = 2.0;
     }
 }
@@ -170,7 +177,7 @@ fn updated(p: u32, d: f32) -> vec2<f32> {
 @compute @workgroup_size(64)
 fn apply_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let p = flat_id(gid, nwg);
-    if p >= cfg.n_params {
+    if p >= cfg.n_params || stats[STAT_SPIKE] != 0.0 {
         return;
     }
     if stats[STAT_NONFINITE] != 0.0 {
