@@ -145,13 +145,9 @@ if _GPU is not None and os.environ.get("RNNSTAB_REQUIRE_GPU") == "1":
     raise RuntimeError(f"RNNSTAB_REQUIRE_GPU=1 but {_GPU}")
 
 
-#: The GPU backend has every clipping rule but unit-wise AGC.
-GPU_SETTINGS = SETTINGS | {"clip": st.sampled_from([c for c in engine.CLIP_MODES if c != "agc"])}
-
-
 @pytest.mark.skipif(_GPU is not None, reason=_GPU or "")
 @settings(max_examples=25)
-@given(**GPU_SETTINGS)
+@given(**SETTINGS)
 def test_no_policy_makes_gpu_weights_non_finite(
     lr: float,
     activation: str,

@@ -226,12 +226,6 @@ impl GpuTrainer {
                 "carry_state (truncated BPTT over a stream)".into(),
             ));
         }
-        if let Clip::Agc { .. } = config.clip {
-            // AGC needs a norm per row of θ and of its gradient: kernels not written yet.
-            return Err(GpuError::Unsupported(
-                "the 'agc' clipping rule (unit-wise norms)".into(),
-            ));
-        }
         config.optimizer.validate()?;
         rnnstab_engine::check_alpha(config.settings.omega.alpha)?;
         let dims = params.dims;
@@ -504,10 +498,10 @@ impl GpuTrainer {
         // The threshold in force from earlier norms (the rule has not seen this step's yet).
         let (clip_kind, thr) = match (c.clip, self.rule.threshold()) {
             (Clip::Value(t), _) => (2, t),
+            (Clip::Agc { lambda, .. }, _) => (4, lambda),
             (Clip::None, _) | (_, None) => (0, 0.0),
             (Clip::Skip { .. }, Some(t)) => (3, t),
-            // norm, auto, percentile, zscore: Algorithm 1 with this step's threshold (agc is
-            // refused when the trainer is made).
+            // norm, auto, percentile, zscore: Algorithm 1 with this step's threshold.
             (_, Some(t)) => (1, t),
         };
         let opt = &c.optimizer;
@@ -907,6 +901,10 @@ impl GpuTrainer {
             dispatch(&mut pass, &k.weight_grads, self.n_params);
             pass.set_pipeline(&k.grad_norm);
             pass.dispatch_workgroups(1, 1, 1);
+            if update && matches!(self.config.clip, Clip::Agc { .. }) {
+                pass.set_pipeline(&k.agc_clip);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
             if update {
                 dispatch(&mut pass, &k.apply_update, self.n_params);
             }

@@ -32,7 +32,8 @@ struct Cfg {
     off_w_out: u32,
     off_b_out: u32,
     omega_form: u32,   // 0 norm, 1 squared
-    clip_kind: u32,    // 0 none, 1 norm (Algorithm 1), 2 element-wise value, 3 skip on a spike
+    clip_kind: u32,    // 0 none, 1 norm (Algorithm 1), 2 element-wise value, 3 skip on a spike,
+                       // 4 AGC (threshold = λ)
     optimizer: u32,    // 0 sgd, 1 momentum, 2 nesterov, 3 rmsprop, 4 adagrad
     nonfinite: u32,    // 0 skip, 1 shrink, 2 error
     alpha: f32,
