@@ -99,8 +99,10 @@ class RichProgress:
         self._report: ChunkReport | None = None
         self._rate = _Rate()
         self._last: EvalRecord | None = None
+        self._skip_rule = False
 
     def start(self, config: TrainConfig, updates: int, wall_time: float) -> None:
+        self._skip_rule = config.clip_mode == "skip"
         self.console.print(f"[bold]rnnstab train[/] {run_title(config)}", highlight=False)
         if not config.length.fixed:
             self.console.print(
@@ -140,7 +142,9 @@ class RichProgress:
             f"Ω {num(r.omega if r else None, '.4f')}",
         ]
         if r is not None and r.skipped:
-            train.append(f"[red]{r.skipped} non-finite[/]")
+            # Under the skip rule most skipped updates are spikes, not non-finite gradients.
+            what = "skipped" if self._skip_rule else "non-finite"
+            train.append(f"[red]{r.skipped} {what}[/]")
         test = [
             f"test error {describe_test(last) if last else '–'}",
             f"ρ(W_rec) {num(last.spectral_radius if last else None, '.3f')}",

@@ -49,7 +49,7 @@ class ChunkReport:
     grad_norm: float  # before clipping
     omega: float
     clip_rate: float  # fraction of the call's updates where clipping fired
-    skipped: int  # updates with a non-finite gradient
+    skipped: int  # updates not applied: a non-finite gradient, or a spike the skip rule left out
 
 
 @dataclass(frozen=True)
