@@ -159,7 +159,9 @@ def plot_history(h: RunHistory, path: str | Path) -> Path:
         label="clipping fired",
     )
     if h.clip_threshold is not None and np.isfinite(h.clip_threshold).any():
-        ax.semilogy(u, h.clip_threshold, color=GUIDE_COLOUR, ls="--", lw=1, label="threshold")
+        ax.semilogy(
+            u, h.clip_threshold, color=GUIDE_COLOUR, ls="--", lw=1, label="threshold in force"
+        )
     fig.colorbar(sc, ax=ax, label="% of updates clipped")
     ax.set(title="gradient norm (mean since the last evaluation)", xlabel="updates")
     ax.legend(loc="upper left")
