@@ -38,7 +38,9 @@ ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear")
 LOSSES = ("softmax_ce", "mse", "bce")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad")
 INITS = ("normal", "sparse", "identity", "orthogonal")
-CLIP_MODES = ("none", "norm", "value")
+#: Clipping rules (rnnstab_engine::clip_rules): Algorithm 1 ("norm"), element-wise ("value"),
+#: and the adaptive ones, each defined in the engine's clip_rules module and in the README.
+CLIP_MODES = ("none", "norm", "value", "auto", "percentile", "zscore", "skip", "agc")
 NONFINITE_POLICIES = ("skip", "shrink", "error")
 PARAM_NAMES = ("W_rec", "W_in", "b", "W_out", "b_out", "x0")
 
@@ -71,6 +73,7 @@ class StepStats(NamedTuple):
     clipped: bool
     skipped: bool
     omega_pairs: int
+    clip_threshold: float  # the rule's threshold in force at this update; NaN when none is
 
 
 class StepsStats(NamedTuple):
@@ -82,6 +85,7 @@ class StepsStats(NamedTuple):
     clipped: np.ndarray
     skipped: np.ndarray
     omega_pairs: np.ndarray
+    clip_threshold: np.ndarray
 
 
 def _dtype(dtype: str | np.dtype | type) -> np.dtype:
@@ -101,6 +105,14 @@ def check_threads(threads: object, name: str = "threads") -> int | None:
     if not 1 <= threads <= MAX_THREADS:
         raise UsageError(f"{name} must be between 1 and {MAX_THREADS}, got {threads}")
     return int(threads)
+
+
+def _count(name: str, value: object) -> int:
+    """A count the engine takes as an unsigned integer: a negative or non-integer one is named
+    here, not met as an opaque conversion error."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise UsageError(f"{name} must be an integer ≥ 1, got {value!r}")
+    return int(value)
 
 
 def check_omega_alpha(alpha: object) -> float:
@@ -430,6 +442,13 @@ class Trainer:
         carry_state: bool = False,
         train_biases: bool = True,
         device: str = "cpu",
+        clip_window: int = 100,
+        clip_factor: float = 2.0,
+        clip_percentile: float = 10.0,
+        clip_z: float = 2.5,
+        clip_beta: float = 0.97,
+        clip_warmup: int = 25,
+        clip_lambda: float = 0.01,
     ) -> None:
         starting = contextlib.nullcontext() if device == "cpu" else _gpu_loader_stderr()
         with starting:
@@ -452,6 +471,13 @@ class Trainer:
                 carry_state,
                 train_biases,
                 device,
+                _count("clip_window", clip_window),
+                float(clip_factor),
+                float(clip_percentile),
+                float(clip_z),
+                float(clip_beta),
+                _count("clip_warmup", clip_warmup),
+                float(clip_lambda),
             )
         self.activation = activation
         self.loss = loss
@@ -479,8 +505,8 @@ class Trainer:
         """K updates from arrays with a leading K axis: ``inputs (K, T, B, I)`` etc."""
         self._require_memory(inputs)
         rows = self._native.steps(inputs, targets, mask)
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 6
-        kinds = (np.float64, np.float64, np.float64, bool, bool, np.int64)
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 7
+        kinds = (np.float64, np.float64, np.float64, bool, bool, np.int64, np.float64)
         return StepsStats(*(np.array(c, dtype=k) for c, k in zip(cols, kinds, strict=True)))
 
     @property
@@ -536,6 +562,15 @@ class Trainer:
         if current is not None:
             _check_like(new, current, "optimizer state")
         self._native.set_optimizer_state(new)
+
+    def clip_state(self) -> np.ndarray:
+        """The clipping rule's state (the norms it has seen, its moving statistics) as float64
+        numbers, for a checkpoint: a resumed run given it back clips exactly as before."""
+        return self._native.clip_state()
+
+    def set_clip_state(self, state: np.ndarray) -> None:
+        """Restore :meth:`clip_state`'s output; ValueError when it belongs to another rule."""
+        self._native.set_clip_state(np.ascontiguousarray(state, dtype=np.float64))
 
     def final_state(self) -> np.ndarray:
         """x_T ``(B, H)`` of the last step."""

@@ -87,6 +87,29 @@ def test_a_short_training_run_follows_the_cpu_loss_curve() -> None:
     assert lc[-1] < lc[0]  # it is training, not standing still
 
 
+@pytest.mark.parametrize("rule", ["auto", "percentile", "zscore", "skip", "agc"])
+def test_every_adaptive_clipping_rule_follows_the_cpu(rule: str) -> None:
+    """The host's rule state feeds the GPU the same threshold as the CPU step by step; skip
+    and AGC act in the update kernel as the CPU does."""
+    rules = {"clip_window": 2, "clip_factor": 1.05, "clip_percentile": 40.0, "clip_z": 0.5,
+             "clip_beta": 0.5, "clip_warmup": 2, "clip_lambda": 0.05}  # fmt: skip
+    cpu, gpu = trainers(clip=rule, optimizer="momentum", lr=0.2, **rules)
+    x, y, m = batches(8, seed=5)
+    acted = 0
+    for k in range(8):
+        sc, sg = cpu.step(x[k], y[k], m[k]), gpu.step(x[k], y[k], m[k])
+        if np.isnan(sc.clip_threshold):
+            assert np.isnan(sg.clip_threshold)
+        else:
+            assert sg.clip_threshold == pytest.approx(sc.clip_threshold, rel=1e-4)
+        assert (sg.clipped, sg.skipped) == (sc.clipped, sc.skipped), f"step {k}"
+        acted += int(sc.clipped or sc.skipped)
+        for name, v in cpu.params.items():
+            np.testing.assert_allclose(gpu.params[name], v, atol=1e-5, err_msg=f"{name} {k}")
+    assert acted > 0
+    np.testing.assert_allclose(gpu.clip_state(), cpu.clip_state(), rtol=1e-4)
+
+
 def test_unsupported_requests_are_clear_errors() -> None:
     p64 = engine.init_params(3, 8, 4, dtype="float64")
     with pytest.raises(ValueError, match="--device cpu"):

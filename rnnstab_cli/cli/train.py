@@ -72,7 +72,11 @@ def train(
         str | None,
         typer.Option(
             "--clip-mode",
-            help="none | norm | value: overrides the method's clipping.",
+            help=(
+                "none | norm | value | auto | percentile | zscore | skip | agc: overrides the "
+                "method's clipping. The adaptive rules take their parameters with --set, e.g. "
+                "--set clip_window=100 --set clip_factor=2 (see the README)."
+            ),
             rich_help_panel=_METHOD,
         ),
     ] = None,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.colors import LogNorm
 
-from rnnstab_cli.errors import CheckpointError
+from rnnstab_cli.errors import CheckpointError, RnnstabError
 from rnnstab_cli.figures.plotting import (
     CLIPPED_COLOUR,
     GUIDE_COLOUR,
@@ -22,7 +22,7 @@ from rnnstab_cli.figures.plotting import (
     new_figure,
     save_figure,
 )
-from rnnstab_cli.training.checkpoint import METRICS_FILE, metrics_text
+from rnnstab_cli.training.checkpoint import METRICS_FILE, load_config, metrics_text
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,9 @@ class RunHistory:
     inv_gamma: float | None
     profile: np.ndarray | None  # (E, L) ‖∂E/∂x_k‖ by lag, NaN-padded to the longest
     title: str
+    #: The norm threshold in force (mean over the period's updates that had one), for the rules
+    #: whose threshold bounds ‖∂E/∂θ‖ (norm, auto, percentile, zscore, skip); None otherwise.
+    clip_threshold: np.ndarray | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         def col(a: np.ndarray | None) -> list[float | None] | None:
@@ -55,6 +58,7 @@ class RunHistory:
             "spectral_radius": col(self.spectral_radius),
             "sigma_max": col(self.sigma_max),
             "inv_gamma": self.inv_gamma,
+            "clip_threshold": col(self.clip_threshold),
         }
 
 
@@ -105,7 +109,21 @@ def load_history(run_dir: str | Path) -> RunHistory:
         inv_gamma=inv_gamma,
         profile=profile,
         title=f"training run {d.resolve().name}",
+        clip_threshold=col("clip_threshold") if _norm_bound_rule(d) else None,
     )
+
+
+#: The clipping rules whose threshold is a bound on the gradient norm.
+NORM_BOUND_RULES = ("norm", "auto", "percentile", "zscore", "skip")
+
+
+def _norm_bound_rule(d: Path) -> bool:
+    """Whether the run in ``d`` clipped with a rule whose threshold bounds the norm (its
+    checkpoint's config says; a directory without a readable one: no)."""
+    try:
+        return load_config(d).clip_mode in NORM_BOUND_RULES
+    except RnnstabError:
+        return False
 
 
 def plot_history(h: RunHistory, path: str | Path) -> Path:
@@ -140,6 +158,10 @@ def plot_history(h: RunHistory, path: str | Path) -> Path:
         zorder=3,
         label="clipping fired",
     )
+    if h.clip_threshold is not None and np.isfinite(h.clip_threshold).any():
+        ax.semilogy(
+            u, h.clip_threshold, color=GUIDE_COLOUR, ls="--", lw=1, label="threshold in force"
+        )
     fig.colorbar(sc, ax=ax, label="% of updates clipped")
     ax.set(title="gradient norm (mean since the last evaluation)", xlabel="updates")
     ax.legend(loc="upper left")

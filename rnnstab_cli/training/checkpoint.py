@@ -5,6 +5,8 @@ A checkpoint directory holds::
 
     params-<updates>-<tag>.safetensors     the model (eq. 2 parameters)
     optimizer-<updates>-<tag>.safetensors  optimiser state (velocities, squares; may be empty)
+    clip-<updates>-<tag>.safetensors       the adaptive clipping rule's state (its norms and
+                                           moving statistics); only with such a rule
     metrics.jsonl                          one JSON object per evaluation (or, once a
                                            campaign archived it, metrics.jsonl.gz)
     state.json                             counters, resolved config, dtype, library version,
@@ -49,6 +51,8 @@ from rnnstab_cli.training.config import TrainConfig
 FORMAT: Final[str] = "rnnstab-checkpoint"
 FORMAT_VERSION: Final[int] = 1
 STATE_FILE: Final[str] = "state.json"
+#: The one tensor of the clipping-state file.
+CLIP_STATE: Final[str] = "clip_state"
 METRICS_FILE: Final[str] = "metrics.jsonl"
 #: The same log gzip-compressed (:func:`archive_metrics`): a finished run's evaluations cost
 #: a sixth of the bytes, which keeps a committed campaign small.
@@ -151,6 +155,10 @@ class PeriodTotals:
     clipped: int = 0
     skipped: int = 0
     omega_pairs_sum: float = 0.0  # (k, example) pairs that carried error signal (eq. 9)
+    # The clipping rule's threshold in force, over the updates that had one (a rule in its
+    # warm-up, or none at all, has none).
+    clip_threshold_sum: float = 0.0
+    clip_threshold_n: int = 0
 
     def add(
         self,
@@ -160,8 +168,10 @@ class PeriodTotals:
         clipped: np.ndarray,
         skipped: np.ndarray,
         omega_pairs: np.ndarray | None = None,
+        clip_threshold: np.ndarray | None = None,
     ) -> PeriodTotals:
         ok = ~skipped & np.isfinite(loss) & np.isfinite(grad_norm)  # (K,)
+        has_t = np.isfinite(clip_threshold) if clip_threshold is not None else None
         return PeriodTotals(
             updates=self.updates + len(loss),
             finite=self.finite + int(ok.sum()),
@@ -172,7 +182,15 @@ class PeriodTotals:
             skipped=self.skipped + int(skipped.sum()),
             omega_pairs_sum=self.omega_pairs_sum
             + (float(omega_pairs[ok].sum()) if omega_pairs is not None else 0.0),
+            clip_threshold_sum=self.clip_threshold_sum
+            + (float(clip_threshold[has_t].sum()) if clip_threshold is not None else 0.0),
+            clip_threshold_n=self.clip_threshold_n + (int(has_t.sum()) if has_t is not None else 0),
         )
+
+    def mean_clip_threshold(self) -> float:
+        """The mean threshold in force over the period's updates that had one; NaN if none."""
+        n = self.clip_threshold_n
+        return self.clip_threshold_sum / n if n else math.nan
 
     def mean(self, name: str) -> float:
         return getattr(self, f"{name}_sum") / self.finite if self.finite else math.nan
@@ -226,6 +244,9 @@ class Checkpoint:
     optimizer_state: dict[str, np.ndarray] | None
     state: RunState
     library_version: str = __version__
+    #: The clipping rule's state (Trainer.clip_state); None for the rules that keep none (a
+    #: checkpoint without it, e.g. one written before the adaptive rules, loads as None).
+    clip_state: np.ndarray | None = None
 
 
 def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
@@ -288,7 +309,11 @@ def save_checkpoint(
     write_checkpoint(
         directory,
         updates=ckpt.state.updates,
-        tensors={"params": ckpt.params, "optimizer": ckpt.optimizer_state},
+        tensors={
+            "params": ckpt.params,
+            "optimizer": ckpt.optimizer_state,
+            "clip": None if ckpt.clip_state is None else {CLIP_STATE: ckpt.clip_state},
+        },
         meta={"format": FORMAT, "dtype": ckpt.config.dtype},
         state=state,
         metrics=metrics,
@@ -437,7 +462,24 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint:
     check_tensors(d, params, expected, config.dtype, "parameter")
     if opt_state is not None:
         check_tensors(d, opt_state, expected, config.dtype, "optimizer")
-    return Checkpoint(config, params, opt_state, run_state, str(state.get("library_version")))
+    clip_state = read_clip_state(d, state)
+    return Checkpoint(
+        config, params, opt_state, run_state, str(state.get("library_version")), clip_state
+    )
+
+
+def read_clip_state(d: Path, state: Mapping[str, Any]) -> np.ndarray | None:
+    """The clipping rule's state, None when the checkpoint has none; the engine checks that it
+    fits the rule when it is given back."""
+    files = state.get("files")
+    entry = files.get("clip") if isinstance(files, Mapping) else None
+    if entry is None:
+        return None
+    arrays = read_tensors(d, entry, "clipping state")
+    arr = arrays.get(CLIP_STATE)
+    if arr is None or arr.dtype != np.float64 or arr.ndim != 1 or set(arrays) != {CLIP_STATE}:
+        raise damaged(d, f"the clipping state file is not one float64 vector {CLIP_STATE!r}")
+    return arr
 
 
 def read_training_state(

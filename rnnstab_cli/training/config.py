@@ -47,7 +47,13 @@ from rnnstab_cli.resources import batches_bytes, bptt_bytes, forward_bytes, mode
 from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, TASK_NAMES, TEST_SEQUENCES, Task, make_task
 from rnnstab_cli.toml_files import read_toml
 from rnnstab_cli.training.evaluate import EVAL_BATCH
-from rnnstab_cli.training.model_settings import DTYPES, METHODS, ModelSettings
+from rnnstab_cli.training.model_settings import (
+    DTYPES,
+    METHODS,
+    ModelSettings,
+    check_clip_rule,
+    clip_keys_unused,
+)
 from rnnstab_cli.training.value_checks import (
     choice,
     finite_at_least,
@@ -85,8 +91,17 @@ CONFIG_KEYS: Final[dict[str, str]] = {
     "lr": "learning rate",
     "optimizer": "sgd | momentum | nesterov | rmsprop | adagrad",
     "momentum": "momentum coefficient (momentum and nesterov optimisers)",
-    "clip_mode": "none | norm | value (overrides the method's clipping)",
-    "clip": "clipping threshold",
+    "clip_mode": "none | norm | value | auto | percentile | zscore | skip | agc (overrides the "
+    "method's clipping; the adaptive rules are defined in the README)",
+    "clip": "clipping threshold (norm and value)",
+    "clip_window": "auto: pre-clipping norms averaged (default 100)",
+    "clip_factor": "auto: threshold = factor × mean norm; skip: skip above factor × moving mean "
+    "(default 2)",
+    "clip_percentile": "percentile: p of the percentile of earlier norms (default 10)",
+    "clip_z": "zscore: clip at μ + z·σ of the norm (default 2.5)",
+    "clip_beta": "zscore, skip: weight of the past in the moving statistics (default 0.97)",
+    "clip_warmup": "zscore, skip: norms seen before the rule acts (default 25)",
+    "clip_lambda": "agc: bound λ on ‖G_i‖ / max(‖W_i‖, 1e-3) per unit (default 0.01)",
     "alpha": "weight α of the Ω regulariser (used by sgd-cr)",
     "omega_form": "norm (eq. 9) | squared (the authors' code)",
     "time_reduction": "sum | mean of the cost over time steps",
@@ -137,6 +152,9 @@ TRAJECTORY_KEYS: Final[tuple[str, ...]] = (
 #: solved under one criterion is not solved under a stricter one). Kept apart from
 #: TRAJECTORY_KEYS so that runs stored before the key existed keep their ids.
 VERDICT_KEYS: Final[tuple[str, ...]] = ("solve_error",)
+#: The clipping rules' parameters (model_settings.CLIP_RULE_KEYS) shape the trajectory too, but
+#: only under their rule: a config carries them (to_dict) only then, so they are checked on
+#: resume and enter a run id only when they matter, and no older id changes.
 #: Keys a resumed run may change: they steer when to stop and how to run, not what is learnt.
 RESUMABLE_KEYS: Final[tuple[str, ...]] = (
     "max_updates", "eval_every", "eval_sequences", "screen_sequences", "threads", "device",
@@ -207,6 +225,13 @@ class TrainConfig(ModelSettings):
     momentum: float = 0.9
     clip_mode: str = "norm"
     clip: float = 6.0
+    clip_window: int = 100
+    clip_factor: float = 2.0
+    clip_percentile: float = 10.0
+    clip_z: float = 2.5
+    clip_beta: float = 0.97
+    clip_warmup: int = 25
+    clip_lambda: float = 0.01
     alpha: float = 2.0
     omega_form: str = "norm"
     time_reduction: str = "sum"
@@ -244,6 +269,7 @@ class TrainConfig(ModelSettings):
                 f"(minimum {task.min_length})"
             )
         self._check_numbers()
+        check_clip_rule(self)
         for name in ("max_updates", "eval_every", "eval_sequences"):
             positive_int(name, getattr(self, name))
         int_at_least("chunk", self.chunk, 0)
@@ -304,10 +330,14 @@ class TrainConfig(ModelSettings):
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved settings under the config-file keys (TOML-able; ``threads`` left out
-        when automatic); :meth:`from_dict` reads it back."""
+        when automatic, a clipping rule's parameters when it is not the config's rule);
+        :meth:`from_dict` reads it back."""
         d: dict[str, Any] = {}
+        unused = clip_keys_unused(self.clip_mode)
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
+            if f.name in unused:
+                continue
             if f.name == "length":
                 d["len"] = v.to_toml()
             elif f.name == "task_options":
@@ -333,10 +363,14 @@ class TrainConfig(ModelSettings):
 
 _INT_KEYS: Final = frozenset(
     {"hidden", "batch", "seed", "max_updates", "eval_every", "chunk", "eval_sequences",
-     "screen_sequences", "threads", "epochs", "seq_len", "ahead", "patience"}
+     "screen_sequences", "threads", "epochs", "seq_len", "ahead", "patience", "clip_window",
+     "clip_warmup"}
 )  # fmt: skip
 _BOOL_KEYS: Final = frozenset({"diagnostics", "lr_halving", "train_biases", "predict_first"})
-_FLOAT_KEYS: Final = frozenset({"init_scale", "lr", "momentum", "clip", "alpha", "solve_error"})
+_FLOAT_KEYS: Final = frozenset(
+    {"init_scale", "lr", "momentum", "clip", "alpha", "solve_error", "clip_factor",
+     "clip_percentile", "clip_z", "clip_beta", "clip_lambda"}
+)  # fmt: skip
 _STR_KEYS: Final = frozenset(
     {"task", "method", "activation", "init", "optimizer", "clip_mode", "omega_form",
      "time_reduction", "nonfinite", "dtype", "device", "description", "preset", "dataset",

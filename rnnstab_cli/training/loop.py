@@ -37,6 +37,7 @@ from rnnstab_cli.training.checkpoint import (
 from rnnstab_cli.training.config import TRAJECTORY_KEYS, VERDICT_KEYS, TrainConfig
 from rnnstab_cli.training.diagnostics import gradient_flow
 from rnnstab_cli.training.evaluate import judge
+from rnnstab_cli.training.model_settings import BASIC_CLIP_MODES, CLIP_RULE_KEYS
 from rnnstab_cli.training.records import ChunkReport, EvalRecord, ProgressSink, RunResult
 from rnnstab_cli.training.run_session import (
     TrainerSnapshot,
@@ -47,6 +48,7 @@ from rnnstab_cli.training.run_session import (
     interrupted,
     refuse_changes,
     refuse_overwrite,
+    restore_clip_state,
     restore_optimizer,
     resume_dir,
 )
@@ -58,7 +60,9 @@ EvalCallback = Callable[[EvalRecord], None]
 
 def check_resumable(config: TrainConfig, saved: TrainConfig) -> None:
     """Refuse to continue a checkpoint under settings that would change its trajectory."""
-    refuse_changes(config.to_dict(), saved.to_dict(), TRAJECTORY_KEYS + VERDICT_KEYS)
+    refuse_changes(
+        config.to_dict(), saved.to_dict(), TRAJECTORY_KEYS + VERDICT_KEYS + CLIP_RULE_KEYS
+    )
 
 
 def _make_trainer(config: TrainConfig, task: Task, params: dict[str, np.ndarray]) -> Trainer:
@@ -106,6 +110,7 @@ def _evaluate(
         loss=p.mean("loss"),
         grad_norm=p.mean("grad_norm"),
         clip_rate=p.rate("clipped"),
+        clip_threshold=p.mean_clip_threshold(),
         omega=p.mean("omega"),
         skipped_rate=p.rate("skipped"),
         test_error=m.error_rate,
@@ -154,7 +159,13 @@ def _train_segment(
         seconds = time.perf_counter() - t0
         n = len(st.loss)
         period = state.period.add(
-            st.loss, st.grad_norm, st.omega, st.clipped, st.skipped, st.omega_pairs
+            st.loss,
+            st.grad_norm,
+            st.omega,
+            st.clipped,
+            st.skipped,
+            st.omega_pairs,
+            st.clip_threshold,
         )
         new_state = replace(state, updates=state.updates + n, wall_time=wall(), period=period)
     except KeyboardInterrupt:
@@ -209,6 +220,7 @@ def run_training(
         metrics = read_metrics(out, state.eval_index)
         trainer = _make_trainer(config, task, ckpt.params)
         restore_optimizer(trainer, ckpt.optimizer_state, out)
+        restore_clip_state(trainer, ckpt.clip_state, out)
     else:
         refuse_overwrite(out)
         trainer = _make_trainer(config, task, initial_params(config, task.n_in, task.n_out))
@@ -218,7 +230,14 @@ def run_training(
 
     def save() -> None:
         if out is not None:
-            ckpt = Checkpoint(config, trainer.params, trainer.optimizer_state(), state)
+            clip_state = trainer.clip_state() if config.clip_mode not in BASIC_CLIP_MODES else None
+            ckpt = Checkpoint(
+                config,
+                trainer.params,
+                trainer.optimizer_state(),
+                state,
+                clip_state=clip_state,
+            )
             save_checkpoint(out, ckpt, metrics[: state.eval_index])
 
     evals: list[EvalRecord] = []

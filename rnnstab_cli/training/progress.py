@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 from rnnstab_cli.training.config import TrainConfig
+from rnnstab_cli.training.model_settings import CLIP_RULE_PARAMS
 from rnnstab_cli.training.records import ChunkReport, EvalRecord, ProgressSink
 
 #: Seconds between plain log lines when stderr is not a terminal.
@@ -60,10 +61,18 @@ def describe_test(record: EvalRecord) -> str:
 def run_title(config: TrainConfig) -> str:
     return (
         f"{config.label} len {config.length} · {config.method} · lr {config.lr:g} · "
-        f"α {config.alpha:g} · clip {config.clip_mode}"
-        + (f" {config.clip:g}" if config.clip_mode != "none" else "")
+        f"α {config.alpha:g} · clip {_clip_rule(config)}"
         + f" · {config.hidden} {config.activation} units"
     )
+
+
+def _clip_rule(config: TrainConfig) -> str:
+    """``norm 6``, ``none``, ``auto window=100 factor=2``: the rule and what it is given."""
+    if config.clip_mode in ("norm", "value"):
+        return f"{config.clip_mode} {config.clip:g}"
+    params = CLIP_RULE_PARAMS.get(config.clip_mode, ())
+    shown = " ".join(f"{k.removeprefix('clip_')}={getattr(config, k):g}" for k in params)
+    return f"{config.clip_mode} {shown}".rstrip()
 
 
 class _Rate:
@@ -90,8 +99,10 @@ class RichProgress:
         self._report: ChunkReport | None = None
         self._rate = _Rate()
         self._last: EvalRecord | None = None
+        self._skip_rule = False
 
     def start(self, config: TrainConfig, updates: int, wall_time: float) -> None:
+        self._skip_rule = config.clip_mode == "skip"
         self.console.print(f"[bold]rnnstab train[/] {run_title(config)}", highlight=False)
         if not config.length.fixed:
             self.console.print(
@@ -131,7 +142,9 @@ class RichProgress:
             f"Ω {num(r.omega if r else None, '.4f')}",
         ]
         if r is not None and r.skipped:
-            train.append(f"[red]{r.skipped} non-finite[/]")
+            # Under the skip rule most skipped updates are spikes, not non-finite gradients.
+            what = "skipped" if self._skip_rule else "non-finite"
+            train.append(f"[red]{r.skipped} {what}[/]")
         test = [
             f"test error {describe_test(last) if last else '–'}",
             f"ρ(W_rec) {num(last.spectral_radius if last else None, '.3f')}",

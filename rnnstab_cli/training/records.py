@@ -49,7 +49,7 @@ class ChunkReport:
     grad_norm: float  # before clipping
     omega: float
     clip_rate: float  # fraction of the call's updates where clipping fired
-    skipped: int  # updates with a non-finite gradient
+    skipped: int  # updates not applied: a non-finite gradient, or a spike the skip rule left out
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,9 @@ class EvalRecord:
     solved: bool
     #: Gradient-flow diagnostics (``--diagnostics``), see :mod:`.diagnostics`.
     diagnostics: Mapping[str, Any] | None = None
+    #: The clipping rule's threshold in force, averaged over the period's updates that had one
+    #: (NaN → null: no clipping, or an adaptive rule still in its warm-up).
+    clip_threshold: float = math.nan
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -85,6 +88,7 @@ class EvalRecord:
             "loss": json_number(self.loss),
             "grad_norm": json_number(self.grad_norm),
             "clip_rate": json_number(self.clip_rate),
+            "clip_threshold": json_number(self.clip_threshold),
             "omega": json_number(self.omega),
             "skipped_rate": json_number(self.skipped_rate),
             "test_error": json_number(self.test_error),

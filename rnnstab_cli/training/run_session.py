@@ -17,7 +17,7 @@ import numpy as np
 from rnnstab_cli.engine import Trainer, init_params
 from rnnstab_cli.errors import CheckpointError, RnnstabError, UsageError
 from rnnstab_cli.training.checkpoint import has_checkpoint
-from rnnstab_cli.training.model_settings import ModelSettings
+from rnnstab_cli.training.model_settings import CLIP_RULE_KEYS, ModelSettings
 from rnnstab_cli.training.records import TrainingInterrupted
 
 Params = dict[str, np.ndarray]
@@ -38,7 +38,9 @@ def engine_trainer(
 ) -> Trainer:
     """The engine's trainer for a run's settings — the one mapping from config keys to the
     engine, for synthetic and natural runs alike (``options``: what only one kind sets, such as
-    the device or a carried state). The engine names a bad argument; that becomes a UsageError."""
+    the device or a carried state). The engine names a bad argument; that becomes a UsageError.
+    The clipping rules' parameters go along where the config has them (the synthetic runs)."""
+    clip_rule = {k: getattr(config, k) for k in CLIP_RULE_KEYS if hasattr(config, k)}
     try:
         return Trainer(
             params,
@@ -54,6 +56,7 @@ def engine_trainer(
             momentum=config.momentum,
             nonfinite=config.nonfinite,
             threads=config.threads,
+            **clip_rule,
             **options,
         )
     except (ValueError, TypeError) as e:
@@ -100,6 +103,17 @@ def refuse_overwrite(out: Path | None) -> None:
         )
 
 
+def restore_clip_state(trainer: Trainer, clip_state: np.ndarray | None, out: Path) -> None:
+    """Give a resumed trainer its checkpointed clipping-rule state (none in a checkpoint of a
+    rule that keeps none, or written before the adaptive rules existed)."""
+    if clip_state is None:
+        return
+    try:
+        trainer.set_clip_state(clip_state)
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {str(out)!r}: {e}") from None
+
+
 def restore_optimizer(trainer: Trainer, optimizer_state: Params | None, out: Path) -> None:
     """Give a resumed trainer its checkpointed optimiser state (none for plain SGD)."""
     if optimizer_state is None:
@@ -112,20 +126,22 @@ def restore_optimizer(trainer: Trainer, optimizer_state: Params | None, out: Pat
 
 @dataclass(frozen=True)
 class TrainerSnapshot:
-    """A trainer's parameters and optimiser state, to put back an update that Ctrl-C
-    interrupted before the run's counters took it in."""
+    """A trainer's parameters, optimiser state and clipping-rule state, to put back an update
+    that Ctrl-C interrupted before the run's counters took it in."""
 
     params: Params
     optimizer_state: Params | None
+    clip_state: np.ndarray
 
     @classmethod
     def of(cls, trainer: Trainer) -> TrainerSnapshot:
-        return cls(trainer.params, trainer.optimizer_state())
+        return cls(trainer.params, trainer.optimizer_state(), trainer.clip_state())
 
     def restore(self, trainer: Trainer) -> None:
         trainer.params = self.params
         if self.optimizer_state is not None:
             trainer.set_optimizer_state(self.optimizer_state)
+        trainer.set_clip_state(self.clip_state)
 
 
 class WallClock:

@@ -35,7 +35,13 @@ from rnnstab_cli.training.config import (
     normalise_layer,
     read_config_file,
 )
-from rnnstab_cli.training.model_settings import DTYPES, METHODS, ModelSettings
+from rnnstab_cli.training.model_settings import (
+    BASIC_CLIP_MODES,
+    CLIP_RULE_KEYS,
+    DTYPES,
+    METHODS,
+    ModelSettings,
+)
 from rnnstab_cli.training.natural.schedule import alpha_at
 from rnnstab_cli.training.value_checks import choice, int_at_least, positive_int
 
@@ -52,6 +58,7 @@ SYNTHETIC_ONLY: Final[frozenset[str]] = frozenset(
         "screen_sequences",
         "diagnostics",
         "solve_error",
+        *CLIP_RULE_KEYS,
     }
 )
 #: Keys a resumed natural run may change: budgets, early stopping, threads, where the data is.
@@ -108,6 +115,12 @@ class NaturalConfig(ModelSettings):
                 f"{', '.join(datasets)}"
             )
         self._check_choices()
+        if self.clip_mode not in BASIC_CLIP_MODES:
+            # The adaptive rules' state is not in the natural tasks' checkpoints (yet).
+            raise UsageError(
+                f"clip mode {self.clip_mode!r} is for the synthetic tasks; the natural tasks "
+                f"take one of: {', '.join(BASIC_CLIP_MODES)}"
+            )
         choice("alpha schedule", self.alpha_schedule, ALPHA_SCHEDULES)
         choice("dtype", self.dtype, DTYPES)
         self._check_numbers()

@@ -1,6 +1,6 @@
 //! The rnnstab engine: the recurrent network of Pascanu, Mikolov & Bengio (2013), eq. (2),
 //! `x_t = W_rec·σ(x_{t−1}) + W_in·u_t + b`, trained by BPTT with the paper's two remedies:
-//! gradient-norm clipping (Algorithm 1) and the Ω regulariser (eq. 9) with its immediate
+//! gradient-norm clipping (Algorithm 1, with the adaptive rules of [`clip_rules`]) and the Ω regulariser (eq. 9) with its immediate
 //! gradient (eq. 10).
 //!
 //! This crate knows nothing of Python or of the command line: it takes flat row-major buffers
@@ -10,6 +10,7 @@ pub mod activation;
 pub mod at_b;
 pub mod bptt;
 pub mod clip;
+pub mod clip_rules;
 pub mod error;
 pub mod float;
 pub mod fpmode;
@@ -25,6 +26,7 @@ pub use bptt::{
     forward, loss_and_grads, LossOutput, ModelConfig, OmegaConfig, OmegaForm, Settings, Workspace,
 };
 pub use clip::{clip_by_norm, clip_by_value, global_norm};
+pub use clip_rules::{clip_unitwise, Action, ClipParams, ClipRule, AGC_EPS, CLIP_NAMES};
 pub use error::{EngineError, Result};
 pub use float::Float;
 pub use loss::{Loss, TimeReduction};

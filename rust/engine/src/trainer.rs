@@ -8,19 +8,12 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::bptt::{loss_and_grads, Settings, Workspace};
 use crate::clip::{clip_by_norm, clip_by_value, global_norm};
+pub use crate::clip_rules::Clip;
+use crate::clip_rules::{clip_unitwise, Action, ClipRule};
 use crate::error::{EngineError, Result};
 use crate::float::Float;
 use crate::model::{Batch, InitialState, Params};
 use crate::optim::{Optimizer, OptimizerConfig};
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Clip {
-    None,
-    /// Algorithm 1 with this threshold.
-    Norm(f64),
-    /// Element-wise clipping at ± this value.
-    Value(f64),
-}
 
 /// What happens when the gradient or the loss is NaN or infinite. The weights never see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,30 +54,6 @@ impl NonFinitePolicy {
     }
 }
 
-impl Clip {
-    pub fn parse(name: &str, threshold: f64) -> Result<Self> {
-        let check = |t: f64| {
-            if t.is_finite() && t > 0.0 {
-                Ok(t)
-            } else {
-                Err(EngineError::invalid(format!(
-                    "the clipping threshold must be finite and > 0, got {t}"
-                )))
-            }
-        };
-        match name {
-            "none" => Ok(Clip::None),
-            "norm" => Ok(Clip::Norm(check(threshold)?)),
-            "value" => Ok(Clip::Value(check(threshold)?)),
-            _ => Err(EngineError::UnknownName {
-                what: "clipping mode",
-                got: name.to_string(),
-                choices: "none, norm, value",
-            }),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct TrainerConfig {
     pub settings: Settings,
@@ -107,9 +76,13 @@ pub struct StepStats {
     /// ‖∂(E + αΩ)/∂θ‖ before clipping.
     pub grad_norm: f64,
     pub clipped: bool,
-    /// The gradient was non-finite and the update was skipped (or replaced by the shrink).
+    /// The update was not applied: the gradient was non-finite (the update was skipped or
+    /// replaced by the shrink), or the `skip` rule found a spike.
     pub skipped: bool,
     pub omega_pairs: usize,
+    /// The clipping rule's threshold in force at this step (see
+    /// [`ClipRule::threshold`](crate::clip_rules::ClipRule::threshold)); NaN when none is.
+    pub clip_threshold: f64,
 }
 
 pub struct Trainer<T: Float> {
@@ -117,6 +90,7 @@ pub struct Trainer<T: Float> {
     params: Params<T>,
     grads: Params<T>,
     optimizer: Optimizer<T>,
+    rule: ClipRule,
     workspace: Workspace<T>,
     pool: ThreadPool,
     /// The carried state `(B, H)`, empty until the first step with `carry_state`.
@@ -174,6 +148,7 @@ impl<T: Float> Trainer<T> {
             grads: params.zeros_like(),
             params,
             optimizer,
+            rule: ClipRule::new(config.clip),
             workspace: Workspace::new(),
             pool: make_pool(threads)?,
         })
@@ -212,6 +187,7 @@ impl<T: Float> Trainer<T> {
             clipped: false,
             skipped: false,
             omega_pairs: out.omega_pairs,
+            clip_threshold: self.rule.threshold().unwrap_or(f64::NAN),
         };
         if !norm.is_finite() || !out.loss.is_finite() {
             self.not_applied(
@@ -223,10 +199,21 @@ impl<T: Float> Trainer<T> {
             )?;
             return Ok(stats);
         }
-        stats.clipped = match self.config.clip {
-            Clip::None => false,
-            Clip::Norm(t) => clip_by_norm(&mut self.grads, t).1,
-            Clip::Value(t) => clip_by_value(&mut self.grads, t) > 0,
+        let action = self.rule.action(norm);
+        // The rule takes the norm in now: its threshold for this step is already fixed.
+        self.rule.observe(norm);
+        stats.clipped = match action {
+            Action::Keep => false,
+            Action::Rescale(t) => clip_by_norm(&mut self.grads, t).1,
+            Action::ClampValue(t) => clip_by_value(&mut self.grads, t) > 0,
+            Action::UnitWise { lambda, eps } => {
+                clip_unitwise(&mut self.grads, &self.params, lambda, eps) > 0
+            }
+            Action::Skip => {
+                // A spike: parameters and optimiser state stay as they are.
+                stats.skipped = true;
+                return Ok(stats);
+            }
         };
         if !self.optimizer.apply(&mut self.params, &self.grads) {
             // A finite gradient whose update overflows (a huge learning rate without clipping)
@@ -293,6 +280,15 @@ impl<T: Float> Trainer<T> {
         check_alpha(alpha)?;
         self.config.settings.omega.alpha = alpha;
         Ok(())
+    }
+
+    /// The clipping rule's state (see [`ClipRule::state`]), for a checkpoint.
+    pub fn clip_state(&self) -> Vec<f64> {
+        self.rule.state()
+    }
+
+    pub fn set_clip_state(&mut self, state: &[f64]) -> Result<()> {
+        self.rule.set_state(state)
     }
 
     pub fn optimizer_state(&self) -> Option<&Params<T>> {

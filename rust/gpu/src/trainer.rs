@@ -9,8 +9,8 @@
 
 use bytemuck::{Pod, Zeroable};
 use rnnstab_engine::{
-    Activation, Batch, Clip, Dims, EngineError, Loss, NonFinitePolicy, OmegaForm, OptimizerKind,
-    Params, StepStats, Targets, TimeReduction, TrainerConfig,
+    Activation, Batch, Clip, ClipRule, Dims, EngineError, Loss, NonFinitePolicy, OmegaForm,
+    OptimizerKind, Params, StepStats, Targets, TimeReduction, TrainerConfig,
 };
 
 use crate::device::{AdapterSummary, Gpu};
@@ -80,6 +80,7 @@ const STAT_OMEGA: usize = 3;
 const STAT_NORM: usize = 5;
 const STAT_NONFINITE: usize = 7;
 const STAT_CLIPPED: usize = 8;
+const STAT_SPIKE: usize = 10;
 const N_STATS: usize = 16;
 
 /// Device buffers whose size depends on the batch (B) and the number of slots (S); they only
@@ -118,6 +119,9 @@ pub struct GpuTrainer {
     gpu: Gpu,
     kernels: Kernels,
     config: TrainerConfig,
+    /// The clipping rule's state, kept on the host: it turns earlier norms into this step's
+    /// threshold, which the uniform carries to the shader.
+    rule: ClipRule,
     dims: Dims,
     mode: KernelMode,
     n_params: usize,
@@ -267,6 +271,7 @@ impl GpuTrainer {
             gpu,
             kernels,
             config,
+            rule: ClipRule::new(config.clip),
             dims,
             mode,
             n_params: n,
@@ -350,6 +355,15 @@ impl GpuTrainer {
         self.gpu.wait()
     }
 
+    /// The clipping rule's state (see `ClipRule::state`), for a checkpoint.
+    pub fn clip_state(&self) -> Vec<f64> {
+        self.rule.state()
+    }
+
+    pub fn set_clip_state(&mut self, state: &[f64]) -> Result<()> {
+        Ok(self.rule.set_state(state)?)
+    }
+
     pub fn set_lr(&mut self, lr: f64) -> Result<()> {
         let mut c = self.config.optimizer;
         c.lr = lr;
@@ -366,6 +380,7 @@ impl GpuTrainer {
 
     /// One update, as `rnnstab_engine::Trainer::step(batch, InitialState::Zero)`.
     pub fn step(&mut self, batch: &Batch<'_, f32>) -> Result<StepStats> {
+        let threshold = self.rule.threshold().unwrap_or(f64::NAN);
         let s = self.run(batch, true)?;
         let nonfinite = s[STAT_NONFINITE] != 0.0;
         let stats = StepStats {
@@ -373,9 +388,15 @@ impl GpuTrainer {
             omega: s[STAT_OMEGA] as f64,
             grad_norm: s[STAT_NORM] as f64,
             clipped: s[STAT_CLIPPED] != 0.0,
-            skipped: nonfinite,
+            skipped: nonfinite || s[STAT_SPIKE] != 0.0,
             omega_pairs: s[STAT_PAIRS] as usize,
+            clip_threshold: threshold,
         };
+        // As on the CPU: the rule takes in every norm whose loss and gradient were finite
+        // (1 marks a non-finite one; 2 a finite gradient whose update would overflow).
+        if s[STAT_NONFINITE] != 1.0 {
+            self.rule.observe(stats.grad_norm);
+        }
         if nonfinite && self.config.nonfinite == NonFinitePolicy::Error {
             // grad_norm writes 2 when the gradient was finite but the update overflowed.
             let err = if s[STAT_NONFINITE] == 2.0 {
@@ -474,10 +495,14 @@ impl GpuTrainer {
         let o_b = o_w_in + h * i;
         let o_w_out = o_b + h;
         let o_b_out = o_w_out + o * h;
-        let (clip_kind, thr) = match c.clip {
-            Clip::None => (0, 0.0),
-            Clip::Norm(t) => (1, t),
-            Clip::Value(t) => (2, t),
+        // The threshold in force from earlier norms (the rule has not seen this step's yet).
+        let (clip_kind, thr) = match (c.clip, self.rule.threshold()) {
+            (Clip::Value(t), _) => (2, t),
+            (Clip::Agc { lambda, .. }, _) => (4, lambda),
+            (Clip::None, _) | (_, None) => (0, 0.0),
+            (Clip::Skip { .. }, Some(t)) => (3, t),
+            // norm, auto, percentile, zscore: Algorithm 1 with this step's threshold.
+            (_, Some(t)) => (1, t),
         };
         let opt = &c.optimizer;
         Cfg {
@@ -876,6 +901,10 @@ impl GpuTrainer {
             dispatch(&mut pass, &k.weight_grads, self.n_params);
             pass.set_pipeline(&k.grad_norm);
             pass.dispatch_workgroups(1, 1, 1);
+            if update && matches!(self.config.clip, Clip::Agc { .. }) {
+                pass.set_pipeline(&k.agc_clip);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
             if update {
                 dispatch(&mut pass, &k.apply_update, self.n_params);
             }

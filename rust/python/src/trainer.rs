@@ -38,7 +38,7 @@ pub struct Trainer {
     inner: Inner,
 }
 
-pub(crate) type Stats = (f64, f64, f64, bool, bool, usize);
+pub(crate) type Stats = (f64, f64, f64, bool, bool, usize, f64);
 
 pub(crate) fn stats_tuple(s: eng::StepStats) -> Stats {
     (
@@ -48,6 +48,7 @@ pub(crate) fn stats_tuple(s: eng::StepStats) -> Stats {
         s.clipped,
         s.skipped,
         s.omega_pairs,
+        s.clip_threshold,
     )
 }
 
@@ -115,7 +116,9 @@ impl Trainer {
     #[pyo3(signature = (params, activation="tanh", loss="softmax_ce", optimizer="sgd", lr=0.01, clip="norm",
                         clip_threshold=6.0, omega_alpha=0.0, omega_form="norm", time_reduction="sum",
                         momentum=0.9, rho=0.9, eps=1e-8, nonfinite="skip", threads=None, carry_state=false,
-                        train_biases=true, device="cpu"))]
+                        train_biases=true, device="cpu", clip_window=100, clip_factor=2.0,
+                        clip_percentile=10.0, clip_z=2.5, clip_beta=0.97, clip_warmup=25,
+                        clip_lambda=0.01))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         params: &Bound<'_, PyDict>,
@@ -136,7 +139,24 @@ impl Trainer {
         carry_state: bool,
         train_biases: bool,
         device: &str,
+        clip_window: usize,
+        clip_factor: f64,
+        clip_percentile: f64,
+        clip_z: f64,
+        clip_beta: f64,
+        clip_warmup: usize,
+        clip_lambda: f64,
     ) -> PyResult<Self> {
+        let clip_params = eng::ClipParams {
+            threshold: clip_threshold,
+            window: clip_window,
+            factor: clip_factor,
+            percentile: clip_percentile,
+            z: clip_z,
+            beta: clip_beta,
+            warmup: clip_warmup,
+            lambda: clip_lambda,
+        };
         let config = eng::TrainerConfig {
             settings: settings_from(
                 activation,
@@ -146,7 +166,7 @@ impl Trainer {
                 time_reduction,
                 false,
             )?,
-            clip: eng::Clip::parse(clip, clip_threshold).map_err(engine_err)?,
+            clip: eng::Clip::parse_with(clip, &clip_params).map_err(engine_err)?,
             optimizer: eng::OptimizerConfig {
                 kind: eng::OptimizerKind::parse(optimizer).map_err(engine_err)?,
                 lr,
@@ -182,7 +202,7 @@ impl Trainer {
         Ok(Trainer { inner })
     }
 
-    /// One update: (loss, omega, grad_norm, clipped, skipped, omega_pairs).
+    /// One update: (loss, omega, grad_norm, clipped, skipped, omega_pairs, clip_threshold).
     #[pyo3(signature = (inputs, targets, mask, x0=None))]
     fn step<'py>(
         &mut self,
@@ -257,6 +277,20 @@ impl Trainer {
     fn set_optimizer_state(&mut self, state: &Bound<'_, PyDict>) -> PyResult<()> {
         dispatch!(&mut self.inner, t => t.set_optimizer_state(params_from_dict(state)?).map_err(engine_err),
                   g => g.set_optimizer_state(params_from_dict(state)?).map_err(crate::gpu::gpu_err))
+    }
+
+    /// The clipping rule's state as flat float64 numbers (see `ClipRule::state`).
+    fn clip_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = dispatch!(&self.inner, t => t.clip_state(), g => g.clip_state());
+        let n = s.len();
+        new_array(py, s, &[n])
+    }
+
+    fn set_clip_state(&mut self, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let arr = readonly::<f64>(state, "clip state")?;
+        let s = slice(&arr, "clip state")?;
+        dispatch!(&mut self.inner, t => t.set_clip_state(s).map_err(engine_err),
+                  g => g.set_clip_state(s).map_err(crate::gpu::gpu_err))
     }
 
     /// x_T `(B, H)` of the last step.

@@ -32,7 +32,8 @@ struct Cfg {
     off_w_out: u32,
     off_b_out: u32,
     omega_form: u32,   // 0 norm, 1 squared
-    clip_kind: u32,    // 0 none, 1 norm (Algorithm 1), 2 element-wise value
+    clip_kind: u32,    // 0 none, 1 norm (Algorithm 1), 2 element-wise value, 3 skip on a spike,
+                       // 4 AGC (threshold = λ)
     optimizer: u32,    // 0 sgd, 1 momentum, 2 nesterov, 3 rmsprop, 4 adagrad
     nonfinite: u32,    // 0 skip, 1 shrink, 2 error
     alpha: f32,
@@ -69,6 +70,7 @@ const STAT_MAXABS: u32 = 6u;
 const STAT_NONFINITE: u32 = 7u;
 const STAT_CLIPPED: u32 = 8u;
 const STAT_SCALE: u32 = 9u;
+const STAT_SPIKE: u32 = 10u;  // 1: the norm exceeded the skip rule's threshold
 
 // Pairs whose ‖g_{k+1}‖² is below this carry no error signal (engine: OMEGA_MIN_SIGNAL).
 const OMEGA_MIN_SIGNAL: f32 = 1e-20;

@@ -42,6 +42,7 @@ pub(crate) struct Kernels {
     pub weight_grads: wgpu::ComputePipeline,
     pub grad_norm: wgpu::ComputePipeline,
     pub apply_update: wgpu::ComputePipeline,
+    pub agc_clip: wgpu::ComputePipeline,
 }
 
 fn buffer_entry(
@@ -131,6 +132,7 @@ impl Kernels {
             weight_grads: pipeline(&grads, &main_pl, "weight_grads"),
             grad_norm: pipeline(&update, &main_pl, "grad_norm"),
             apply_update: pipeline(&update, &main_pl, "apply_update"),
+            agc_clip: pipeline(&update, &main_pl, "agc_clip"),
             main_layout,
             step_layout,
         };
