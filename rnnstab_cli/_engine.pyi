@@ -9,8 +9,9 @@ import numpy.typing as npt
 
 Array = npt.NDArray[Any]
 Params = dict[str, npt.NDArray[np.floating[Any]]]
-#: loss, Ω, ‖∇‖ before clipping, clipped, skipped, Ω pairs
-Stats = tuple[float, float, float, bool, bool, int]
+#: loss, Ω, ‖∇‖ before clipping, clipped, skipped, Ω pairs, the clipping threshold in force
+#: (NaN when none bounds the norm)
+Stats = tuple[float, float, float, bool, bool, int, float]
 
 HAS_GPU: bool
 MAX_THREADS: int
@@ -64,6 +65,13 @@ class Trainer:
         carry_state: bool = False,
         train_biases: bool = True,
         device: str = "cpu",
+        clip_window: int = 100,
+        clip_factor: float = 2.0,
+        clip_percentile: float = 10.0,
+        clip_z: float = 2.5,
+        clip_beta: float = 0.97,
+        clip_warmup: int = 25,
+        clip_lambda: float = 0.01,
     ) -> None: ...
     def step(
         self, inputs: Array, targets: Array, mask: Array, x0: Array | None = None
@@ -84,6 +92,8 @@ class Trainer:
     def omega_alpha(self, alpha: float) -> None: ...
     def optimizer_state(self) -> Params | None: ...
     def set_optimizer_state(self, state: Params) -> None: ...
+    def clip_state(self) -> Array: ...
+    def set_clip_state(self, state: Array) -> None: ...
     def final_state(self) -> Array: ...
     def reset_state(self) -> None: ...
     def error_signal_profile(self) -> Array: ...
