@@ -244,6 +244,33 @@ def test_one_campaign_process_per_directory_and_sections_by_commas(
         assert "separated by commas" in capsys.readouterr().err
 
 
+def test_a_ctrl_c_while_a_finished_run_is_stored_stores_it_once(
+    mini: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The interrupt lands while the driver archives the first finished run's log: the
+    # scheduler hands that result over again, and it must be stored, once.
+    real = campaign_mod.compact_metrics
+    calls: list[Path] = []
+
+    def interrupted_once(run_dir: Path) -> None:
+        calls.append(run_dir)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        real(run_dir)
+
+    monkeypatch.setattr(campaign_mod, "compact_metrics", interrupted_once)
+    root = tmp_path / "repro"
+    with Campaign(root, ["generalisation"]) as c:
+        progress = run_campaign(c, jobs=1)
+        assert progress.interrupted
+    with ResultStore.open_readonly(root / "generalisation" / "store.db") as st:
+        (row,) = st.runs()
+    assert calls[0] == calls[1] == root / "generalisation" / row.run_dir
+    assert (calls[1] / "metrics.jsonl.gz").exists()
+    monkeypatch.setattr(campaign_mod, "compact_metrics", real)
+    assert not _run_mini(root, ["generalisation"]).missing()
+
+
 def test_metrics_of_finished_runs_keep_one_record_per_evaluation(
     mini: None, tmp_path: Path
 ) -> None:

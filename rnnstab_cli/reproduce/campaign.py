@@ -488,7 +488,21 @@ class Campaign:
         )
 
     def on_result(self, result: Mapping[str, Any], on_run: OnRun | None) -> None:
-        flying = self._in_flight.pop(result["run_id"])
+        """Store a run's result. A Ctrl-C may cut this short and the scheduler then hands the
+        same result over again: the run leaves ``_in_flight`` only once it is handled, and
+        storing and archiving are idempotent."""
+        flying = self._in_flight.get(result["run_id"])
+        if flying is None:  # handled already
+            return
+        self._handle_result(flying, result, on_run)
+        del self._in_flight[result["run_id"]]
+
+    def _handle_result(
+        self,
+        flying: CampaignRun | NaturalPlanned,
+        result: Mapping[str, Any],
+        on_run: OnRun | None,
+    ) -> None:
         if result["outcome"] == INTERRUPTED:
             if isinstance(flying, CampaignRun):
                 # Stopped part-way, as every campaign stops before its evidence is kept:
