@@ -23,22 +23,16 @@ from rnnstab_cli.cli.common import (
 )
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.taskgen import SOLVED_ERROR_RATE
-from rnnstab_cli.training.checkpoint import load_config
 from rnnstab_cli.training.config import (
-    RESUMABLE_KEYS,
-    TrainConfig,
-    normalise_layer,
     resolve_config,
 )
 from rnnstab_cli.training.loop import run_training
 from rnnstab_cli.training.natural import (
-    NATURAL_RESUMABLE_KEYS,
     EpochRecord,
     NaturalConfig,
     NaturalResult,
     is_natural_checkpoint,
     is_natural_selection,
-    load_natural_config,
     resolve_natural_config,
     run_natural,
 )
@@ -46,6 +40,7 @@ from rnnstab_cli.training.natural.metrics import UNITS
 from rnnstab_cli.training.natural.progress import make_natural_progress
 from rnnstab_cli.training.progress import make_progress
 from rnnstab_cli.training.records import EvalRecord, RunResult, TrainingInterrupted
+from rnnstab_cli.training.resume import resumed_config, resumed_natural_config
 
 
 def _duration(seconds: float) -> str:
@@ -133,55 +128,6 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _resumed_config(resume: Path, flags: dict[str, Any]) -> TrainConfig:
-    """The checkpoint's config with the options a resumed run may change."""
-    saved = load_config(resume)
-    given = normalise_layer(
-        {k: v for k, v in flags.items() if v is not None}, source="command line"
-    )
-    changes: dict[str, Any] = {}
-    for key, value in given.items():
-        current = {
-            "len": saved.length,
-            "task": saved.preset or saved.task,
-        }.get(key, getattr(saved, key, None))
-        if key in RESUMABLE_KEYS:
-            changes[key] = value
-        elif value != current and not (key == "task" and value == saved.task):
-            raise UsageError(
-                f"--{key.replace('_', '-')} cannot change when resuming "
-                f"(the checkpoint has {current!s}); only "
-                + ", ".join(f"--{k.replace('_', '-')}" for k in RESUMABLE_KEYS if k in flags)
-                + " may"
-            )
-    return saved.replace(**changes) if changes else saved
-
-
-def _resumed_natural_config(resume: Path, flags: dict[str, Any]) -> NaturalConfig:
-    """A natural checkpoint's config with the options a resumed run may change."""
-    saved = load_natural_config(resume)
-    given = normalise_layer(
-        {k: v for k, v in flags.items() if v is not None}, source="command line"
-    )
-    if "len" in given:
-        given["seq_len"] = given.pop("len").lo
-    changes: dict[str, Any] = {}
-    for key, value in given.items():
-        if key in NATURAL_RESUMABLE_KEYS:
-            changes[key] = value
-            continue
-        current = getattr(saved, key, None)
-        same_task = key == "task" and value in (saved.task, saved.preset)
-        if value != current and not same_task:
-            raise UsageError(
-                f"--{key.replace('_', '-')} cannot change when resuming (the checkpoint has "
-                f"{current!s}); only "
-                + ", ".join(f"--{k.replace('_', '-')}" for k in NATURAL_RESUMABLE_KEYS)
-                + " may"
-            )
-    return saved.replace(**changes) if changes else saved
-
-
 def _train_natural(
     cfg: NaturalConfig, out: Path | None, resume: bool, json_lines: bool, quiet: bool
 ) -> None:
@@ -257,12 +203,12 @@ def run_train(
     if resume is not None and out is not None and out.resolve() != resume.resolve():
         raise UsageError("--resume continues in its own directory; leave out --out")
     if resume is not None and is_natural_checkpoint(resume):
-        cfg_n = _resumed_natural_config(resume, flags)
+        cfg_n = resumed_natural_config(resume, flags)
         _train_natural(cfg_n, resume, True, json_lines, quiet)
     if resume is None and is_natural_selection(flags, config):
         _train_natural(resolve_natural_config(flags, config), out, False, json_lines, quiet)
     if resume is not None:
-        cfg = _resumed_config(resume, flags)
+        cfg = resumed_config(resume, flags)
         out = resume
     else:
         cfg = resolve_config(flags, config)
