@@ -122,16 +122,9 @@ fn grad_norm(@builtin(local_invocation_index) lid: u32) {
             }
         }
     }
-    red_bad[lid] = overflow;
-    workgroupBarrier();
-    for (var half = RED / 2u; half > 0u; half /= 2u) {
-        if lid < half {
-            red_bad[lid] |= red_bad[lid + half];
-        }
-        workgroupBarrier();
-    }
+    let any_overflow = any_in_workgroup(lid, overflow);
     // A skipped spike is never applied, so it cannot overflow anything.
-    if lid == 0u && red_bad[0] != 0u && stats[STAT_NONFINITE] == 0.0 && stats[STAT_SPIKE] == 0.0 {
+    if lid == 0u && any_overflow && stats[STAT_NONFINITE] == 0.0 && stats[STAT_SPIKE] == 0.0 {
         stats[STAT_NONFINITE] = 2.0;
     }
 }
@@ -202,17 +195,10 @@ fn agc_clip(@builtin(local_invocation_index) lid: u32) {
             }
         }
     }
-    red_bad[lid] = fired;
     storageBarrier();
-    workgroupBarrier();
-    for (var half = RED / 2u; half > 0u; half /= 2u) {
-        if lid < half {
-            red_bad[lid] |= red_bad[lid + half];
-        }
-        workgroupBarrier();
-    }
+    let any_fired = any_in_workgroup(lid, fired);
     if lid == 0u && !skip {
-        stats[STAT_CLIPPED] = select(0.0, 1.0, red_bad[0] != 0u);
+        stats[STAT_CLIPPED] = select(0.0, 1.0, any_fired);
     }
     workgroupBarrier();
     if skip {
@@ -225,7 +211,19 @@ fn agc_clip(@builtin(local_invocation_index) lid: u32) {
             overflow = 1u;
         }
     }
-    red_bad[lid] = overflow;
+    let any_overflow = any_in_workgroup(lid, overflow);
+    if lid == 0u && any_overflow {
+        stats[STAT_NONFINITE] = 2.0;
+    }
+}
+
+// The gradient entry after clipping (Algorithm 1's common scale, or element-wise; AGC's is
+// already in `grad`).
+// Whether any invocation of the workgroup passed a non-zero `flag`: an OR-reduction through
+// `red_bad`. Call it in uniform control flow; every invocation gets the answer. A later write
+// to `red_bad` needs a workgroupBarrier() first, as every reuse of a workgroup array does.
+fn any_in_workgroup(lid: u32, flag: u32) -> bool {
+    red_bad[lid] = flag;
     workgroupBarrier();
     for (var half = RED / 2u; half > 0u; half /= 2u) {
         if lid < half {
@@ -233,13 +231,9 @@ fn agc_clip(@builtin(local_invocation_index) lid: u32) {
         }
         workgroupBarrier();
     }
-    if lid == 0u && red_bad[0] != 0u {
-        stats[STAT_NONFINITE] = 2.0;
-    }
+    return red_bad[0] != 0u;
 }
 
-// The gradient entry after clipping (Algorithm 1's common scale, or element-wise; AGC's is
-// already in `grad`).
 fn clipped_grad(g: f32, clipped: bool, scale: f32) -> f32 {
     var d = g;
     if cfg.clip_kind == 1u && clipped {
