@@ -1,8 +1,9 @@
 """Timing: updates per second of each implementation on each configuration, the matrix-product
 ceiling, and the throughput of independent runs on all cores.
 
-FLOPs per update are counted as 6·T·B·(H² + H·I): the forward product and the two backward
-products (error signal and weight gradient) of the recurrent and input matrices, as the
+FLOPs per update are counted as 6·T·B·(H² + H·I), plus 6·T·B·H·O where every step is scored:
+the forward product and the two backward products (error signal and weight gradient) of the
+recurrent and input matrices, and of the read-out where it runs at every step, as the
 project's performance targets count them.
 """
 
@@ -31,40 +32,95 @@ N_OUT = 4
 _PEERS_SPIN_DOWN_S = 1.0
 
 
+#: What an update scores, as ``--config`` names it after H,I,B,T: ``last`` (the synthetic
+#: problems: softmax cross-entropy at the last step, N_OUT classes), ``every`` (next-symbol
+#: prediction, Table 2: softmax cross-entropy at every step over I classes), ``bce`` (next-frame
+#: prediction, Table 1: a sigmoid cross-entropy per note at every step, I notes).
+SCORING = ("last", "every", "bce")
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     hidden: int
     inputs: int
     batch: int
     steps: int
+    scoring: str = "last"
+    #: The final state of one update starts the next (Table 2's segments of one long text).
+    carry: bool = False
+    #: What the configuration stands for, shown after its shape ("Table 1").
+    name: str = ""
+
+    @property
+    def outputs(self) -> int:
+        """Read-out width: the last-step problems' classes, else one per input symbol."""
+        return N_OUT if self.scoring == "last" else self.inputs
+
+    @property
+    def every_step(self) -> bool:
+        return self.scoring != "last"
+
+    @property
+    def loss(self) -> str:
+        return "bce" if self.scoring == "bce" else "softmax_ce"
 
     @property
     def flops(self) -> float:
         h, i = self.hidden, self.inputs
-        return 6.0 * self.steps * self.batch * (h * h + h * i)
+        per_step = h * h + h * i + (h * self.outputs if self.every_step else 0)
+        return 6.0 * self.steps * self.batch * per_step
 
     def label(self) -> str:
-        return f"H={self.hidden} I={self.inputs} B={self.batch} T={self.steps}"
+        shape = f"H={self.hidden} I={self.inputs} B={self.batch} T={self.steps}"
+        extra = [s for s in (self.scoring if self.every_step else "", "carry" * self.carry) if s]
+        text = " ".join([shape, *extra])
+        return f"{text} ({self.name})" if self.name else text
 
     @classmethod
     def parse(cls, text: str) -> BenchConfig:
-        """``H,I,B,T``."""
-        parts = text.split(",")
-        if len(parts) != 4 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-            from rnnstab_cli.errors import UsageError
+        """``H,I,B,T`` and optionally a scoring (``every``, ``bce``) and ``carry``."""
+        from rnnstab_cli.errors import UsageError
 
-            raise UsageError(f"--config takes H,I,B,T as four positive integers, got {text!r}")
-        h, i, b, t = (int(p) for p in parts)
-        return cls(h, i, b, t)
+        parts = [p.strip() for p in text.split(",")]
+        shape, flags = parts[:4], parts[4:]
+        if len(shape) != 4 or not all(p.isdigit() and int(p) > 0 for p in shape):
+            raise UsageError(
+                f"--config takes H,I,B,T as four positive integers, then optionally "
+                f"'every' or 'bce' and 'carry'; got {text!r}"
+            )
+        unknown = [f for f in flags if f not in (*SCORING, "carry")]
+        scorings = [f for f in flags if f in SCORING]
+        if unknown or len(scorings) > 1 or len(set(flags)) != len(flags):
+            raise UsageError(
+                f"--config H,I,B,T may be followed by one of {', '.join(SCORING)} and by "
+                f"'carry', each once; got {text!r}"
+            )
+        h, i, b, t = (int(p) for p in shape)
+        return cls(h, i, b, t, scorings[0] if scorings else "last", "carry" in flags)
 
 
-#: The configurations of the performance targets: the paper's temporal order and three larger.
+#: The configurations of the performance targets: the paper's temporal order, a large model,
+#: and the models of the natural tasks (the appendix's sizes with one batch shape each).
 PAPER_CONFIGS = (
-    BenchConfig(50, 6, 20, 200),
-    BenchConfig(100, 6, 64, 200),
-    BenchConfig(256, 64, 64, 100),
-    BenchConfig(512, 128, 128, 100),
+    BenchConfig(50, 6, 20, 200, name="Fig. 7"),
+    BenchConfig(512, 128, 128, 100, name="large"),
+    BenchConfig(500, 50, 32, 200, "every", carry=True, name="Table 2"),
+    BenchConfig(300, 88, 1, 200, "bce", name="Table 1"),
+    BenchConfig(400, 88, 1, 200, "bce", name="Table 1, MuseData"),
 )
+
+#: Seconds one timed call should take at most: calls are chunks of updates, and a window
+#: needs three of them, so a large model runs one update per call (see :func:`chunk_for`).
+_CALL_S = 0.1
+
+#: A rate guess for sizing chunks before anything is measured (GFLOP/s; any core does more).
+_GUESS_GFLOPS = 10.0
+
+
+def chunk_for(cfg: BenchConfig) -> int:
+    """Updates per timed call: up to 20 (so the call overhead is shared), fewer where an update
+    is long, so that the three windows of three calls each stay near ``--seconds``."""
+    return max(1, min(20, int(_CALL_S * _GUESS_GFLOPS * 1e9 / cfg.flops)))
 
 
 @dataclass
@@ -146,22 +202,32 @@ def engine_update(
     """``chunk`` updates per call through Trainer.steps, as the training loop drives it; the
     returned callable reports one update per call by dividing afterwards (see engine_rate)."""
     rng = np.random.default_rng(0)
-    params = engine.init_params(cfg.inputs, cfg.hidden, N_OUT, scale=0.1, dtype="float32")
+    params = engine.init_params(cfg.inputs, cfg.hidden, cfg.outputs, scale=0.1, dtype="float32")
     tr = engine.Trainer(
         params,
         activation="tanh",
-        loss="softmax_ce",
+        loss=cfg.loss,
         lr=0.001,
         clip="norm",
         clip_threshold=6.0,
         omega_alpha=alpha,
+        time_reduction="mean" if cfg.every_step else "sum",
         threads=threads,
+        carry_state=cfg.carry,
         device=device,
     )
-    x = rng.normal(0, 1, (chunk, cfg.steps, cfg.batch, cfg.inputs)).astype(np.float32)
-    y = rng.integers(0, N_OUT, (chunk, cfg.steps, cfg.batch)).astype(np.int64)
-    m = np.zeros((chunk, cfg.steps, cfg.batch), np.float32)
-    m[:, -1] = 1.0
+    lead = (chunk, cfg.steps, cfg.batch)
+    x = rng.normal(0, 1, (*lead, cfg.inputs)).astype(np.float32)
+    y: np.ndarray
+    if cfg.loss == "bce":
+        y = (rng.random((*lead, cfg.outputs)) < 0.1).astype(np.float32)
+    else:
+        y = rng.integers(0, cfg.outputs, lead).astype(np.int64)
+    m = np.zeros(lead, np.float32)
+    if cfg.every_step:
+        m[:] = 1.0
+    else:
+        m[:, -1] = 1.0
 
     def update() -> None:
         tr.steps(x, y, m)
@@ -174,7 +240,7 @@ def engine_rate(
     threads: int,
     alpha: float,
     seconds: float,
-    chunk: int = 20,
+    chunk: int | None = None,
     device: str = "cpu",
 ) -> float:
     return engine_rates(cfg, [(threads, alpha)], seconds, chunk, device)[0]
@@ -184,11 +250,12 @@ def engine_rates(
     cfg: BenchConfig,
     settings: Sequence[tuple[int, float]],
     seconds: float,
-    chunk: int = 20,
+    chunk: int | None = None,
     device: str = "cpu",
 ) -> list[float]:
     """Updates/s of the engine for each (threads, α) in ``settings``, measured in turns (see
-    :func:`rates`)."""
+    :func:`rates`); ``chunk`` updates per call, by default :func:`chunk_for`."""
+    chunk = chunk or chunk_for(cfg)
     updates = [engine_update(cfg, threads, alpha, chunk, device) for threads, alpha in settings]
     return [chunk * r for r in rates(updates, seconds, warmup=1)]
 
@@ -289,8 +356,9 @@ def update_memory(cfg: BenchConfig) -> tuple[float, float]:
     with ctx.Pool(1) as pool:
         before, peak = pool.apply(_memory_worker, (cfg,))
     h, i, b, s = cfg.hidden, cfg.inputs, cfg.batch, cfg.steps + 1
-    n_params = h * h + h * i + h + N_OUT * h + N_OUT
-    needed = 4 * (2 * b * s * h + b * s * (i + N_OUT) + n_params)
+    o = cfg.outputs
+    n_params = h * h + h * i + h + o * h + o
+    needed = 4 * (2 * b * s * h + b * s * (i + o) + n_params)
     return float(max(peak - before, 0)), float(needed)
 
 
@@ -418,9 +486,21 @@ def _measure_config(
     # peer's measurement is followed by a rest.
     ref_np = ref_torch = None
     if peers:
-        ref_np = rate(numpy_update(cfg.hidden, cfg.inputs, N_OUT, cfg.batch, cfg.steps), seconds)
-        time.sleep(_PEERS_SPIN_DOWN_S)
-        tu = torch_update(cfg.hidden, cfg.inputs, N_OUT, cfg.batch, cfg.steps, threads)
+        # The numpy peer is written for the last-step problems only.
+        if not cfg.every_step:
+            nu = numpy_update(cfg.hidden, cfg.inputs, N_OUT, cfg.batch, cfg.steps)
+            ref_np = rate(nu, seconds)
+            time.sleep(_PEERS_SPIN_DOWN_S)
+        tu = torch_update(
+            cfg.hidden,
+            cfg.inputs,
+            cfg.outputs,
+            cfg.batch,
+            cfg.steps,
+            threads,
+            scoring=cfg.scoring,
+            carry=cfg.carry,
+        )
         if tu is not None:
             ref_torch = rate(tu, seconds)
             time.sleep(_PEERS_SPIN_DOWN_S)

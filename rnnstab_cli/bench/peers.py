@@ -1,6 +1,7 @@
 """The implementations rnnstab is measured against, each doing the same training update:
-forward over T steps of a tanh RNN, softmax cross-entropy at the last step, BPTT, global-norm
-clipping, one SGD step."""
+forward over T steps of a tanh RNN, the cost (softmax cross-entropy at the last step, or at
+every step, or a sigmoid cross-entropy per output at every step), BPTT, global-norm clipping,
+one SGD step."""
 
 from __future__ import annotations
 
@@ -69,9 +70,21 @@ def numpy_update(h: int, i: int, o: int, b: int, t: int, seed: int = 0) -> Updat
 
 
 def torch_update(
-    h: int, i: int, o: int, b: int, t: int, threads: int, seed: int = 0
+    h: int,
+    i: int,
+    o: int,
+    b: int,
+    t: int,
+    threads: int,
+    seed: int = 0,
+    scoring: str = "last",
+    carry: bool = False,
 ) -> Update | None:
-    """PyTorch's nn.RNN on the CPU, or None when torch is not installed."""
+    """PyTorch's nn.RNN on the CPU, or None when torch is not installed. ``scoring`` as the
+    engine's benchmark names it: ``last`` (cross-entropy at the last step), ``every``
+    (cross-entropy at every step, averaged) or ``bce`` (a sigmoid cross-entropy per output at
+    every step); with ``carry`` the final state starts the next update, detached as truncated
+    BPTT does."""
     try:
         import torch
     except ImportError:
@@ -83,7 +96,20 @@ def torch_update(
     params = list(rnn.parameters()) + list(head.parameters())
     opt = torch.optim.SGD(params, lr=0.001)
     x = torch.randn(t, b, i)
-    y = torch.randint(0, o, (b,))
+    f = torch.nn.functional
+    if scoring == "bce":
+        y = (torch.rand(t, b, o) < 0.1).float()
+    else:
+        y = torch.randint(0, o, (t, b) if scoring == "every" else (b,))
+    state: list[torch.Tensor | None] = [None]
+
+    def cost(out: torch.Tensor) -> torch.Tensor:
+        if scoring == "last":
+            return f.cross_entropy(head(out[-1]), y)
+        logits = head(out)
+        if scoring == "bce":
+            return f.binary_cross_entropy_with_logits(logits, y)
+        return f.cross_entropy(logits.reshape(t * b, o), y.reshape(t * b))
 
     def update() -> None:
         # Subnormals flushed to zero, as the engine does: a tanh RNN's vanishing error signal
@@ -92,12 +118,14 @@ def torch_update(
         # Like the engine, only for the duration of the update: the setting is the thread's.
         torch.set_flush_denormal(True)
         try:
-            out, _ = rnn(x)
-            loss = torch.nn.functional.cross_entropy(head(out[-1]), y)
+            out, last = rnn(x, state[0])
+            loss = cost(out)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 6.0)
             opt.step()
+            if carry:
+                state[0] = last.detach()
         finally:
             torch.set_flush_denormal(False)
 

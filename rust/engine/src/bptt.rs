@@ -106,6 +106,8 @@ pub struct Workspace<T> {
     parts: GradParts<T>,    // each group's share of the weight gradients
     block_packs: Vec<BlockPacks<T>>, // each recurrence block's own packings
     w_rec_packed: PackedMatrix<T>,
+    w_out_t_packed: PackedMatrix<T>,
+    w_out_packed: PackedMatrix<T>,
     batch: usize,
     slots: usize,
 }
@@ -157,6 +159,8 @@ impl<T: Float> Workspace<T> {
             parts: GradParts::default(),
             block_packs: Vec::new(),
             w_rec_packed: PackedMatrix::new(),
+            w_out_t_packed: PackedMatrix::new(),
+            w_out_packed: PackedMatrix::new(),
             batch: 0,
             slots: 0,
         }
@@ -219,6 +223,13 @@ struct Ctx<'a, T> {
     slots: usize,
     /// W_rec packed for the product g_{t+1}·W_rec of the Ω fold.
     w_rec: &'a PackedMatrix<T>,
+    /// Most steps are scored (next-step prediction): the read-out and its error signal run
+    /// as one product over all of a block's steps instead of one small product per step,
+    /// since neither depends on the recurrence of the same pass.
+    dense_out: bool,
+    /// W_outᵀ (for y_t = W_out·h_t) and W_out (for ∂E/∂y_t·W_out), packed when `dense_out`.
+    w_out_t: &'a PackedMatrix<T>,
+    w_out: &'a PackedMatrix<T>,
 }
 
 /// One contiguous range of examples and its slices of every per-example buffer.
@@ -357,7 +368,7 @@ fn forward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, packs: &Blo
             }
             act.apply_slice(row);
         }
-        if !block_scored(ctx.batch, blk.r0, n, t - 1) {
+        if ctx.dense_out || !block_scored(ctx.batch, blk.r0, n, t - 1) {
             continue;
         }
         gemm(
@@ -381,6 +392,42 @@ fn forward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, packs: &Blo
             let m = m.to_f64();
             let dy = &mut blk.dy[(r * s + t) * o..(r * s + t + 1) * o];
             let l = loss_and_grad(ctx.cfg.loss, yr, target, m * blk.row_scale[r], dy);
+            blk.row_loss[r] += m * l;
+        }
+    }
+    if ctx.dense_out {
+        dense_read_out(ctx, blk);
+    }
+}
+
+/// The read-out of step 1 when most steps are scored: `Y = HS·W_outᵀ` for every slot of the
+/// block in one product (into DY, which it then overwrites with ∂E/∂y_t slot by slot).
+#[inline(always)]
+fn dense_read_out<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
+    let p = ctx.p;
+    let (h, o) = (p.dims.n_hidden, p.dims.n_out);
+    let (s, n) = (ctx.slots, blk.n);
+    matmul_packed(blk.hs, 0, h, n * s, ctx.w_out_t, blk.dy, o);
+    let mut y = vec![T::ZERO; o];
+    for r in 0..n {
+        let b = blk.r0 + r;
+        for t in 0..s {
+            let dy = &mut blk.dy[(r * s + t) * o..(r * s + t + 1) * o];
+            let m = if t == 0 {
+                T::ZERO
+            } else {
+                ctx.batch.mask_at(t - 1, b)
+            };
+            if m == T::ZERO {
+                dy.fill(T::ZERO);
+                continue;
+            }
+            for ((v, wh), bo) in y.iter_mut().zip(dy.iter()).zip(&p.b_out) {
+                *v = *wh + *bo;
+            }
+            let target = ctx.batch.target_at(t - 1, b, o);
+            let m = m.to_f64();
+            let l = loss_and_grad(ctx.cfg.loss, &y, target, m * blk.row_scale[r], dy);
             blk.row_loss[r] += m * l;
         }
     }
@@ -459,6 +506,11 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, w_rec: &Pa
     let (s, n) = (ctx.slots, blk.n);
     let act = ctx.cfg.activation;
     let np = w_rec.np;
+    if ctx.dense_out {
+        // ∂E/∂y_t·W_out for every slot at once, parked in G: slot t is read just before the
+        // loop below overwrites it with g_t.
+        matmul_packed(blk.dy, 0, o, n * s, ctx.w_out, blk.gs, h);
+    }
     // Slots 1..S of G are all written below; slot 0 must read as zero in the weight products.
     for r in 0..n {
         blk.gs[r * s * h..(r * s + 1) * h].fill(T::ZERO);
@@ -482,7 +534,7 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, w_rec: &Pa
             break;
         }
         let scored = block_scored(ctx.batch, blk.r0, n, t - 1);
-        if scored {
+        if scored && !ctx.dense_out {
             gemm(
                 T::ONE,
                 View::strided(blk.dy, t * o, n, o, s * o, 1),
@@ -494,6 +546,9 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, w_rec: &Pa
         for r in 0..n {
             let at = r * s + t;
             let on = scored && ctx.batch.mask_at(t - 1, blk.r0 + r) != T::ZERO;
+            if on && ctx.dense_out {
+                local[r * h..(r + 1) * h].copy_from_slice(&blk.gs[at * h..(at + 1) * h]);
+            }
             let hrow = &blk.hs[at * h..(at + 1) * h];
             let g = &mut blk.gs[at * h..(at + 1) * h];
             if has_next {
@@ -558,33 +613,48 @@ fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f6
     let (s, n) = (ctx.slots, blk.n);
     let act = ctx.cfg.activation;
     let np = ctx.w_rec.np;
-    let mut carry = vec![T::ZERO; n * np];
+    let mut carry = vec![T::ZERO; FOLD_SLOTS * np];
     let mut vbuf = vec![T::ZERO; h];
-    for k in 0..s - 1 {
-        let scored = k >= 1 && block_scored(ctx.batch, blk.r0, n, k - 1);
-        if scored {
-            matmul_packed(blk.gs, (k + 1) * h, s * h, n, ctx.w_rec, &mut carry, np);
-        }
-        for r in 0..n {
-            let at = r * s + k;
-            if !blk.omega_valid[at] {
-                continue;
+    for r in 0..n {
+        let on = |k: usize| k >= 1 && ctx.batch.mask_at(k - 1, blk.r0 + r) != T::ZERO;
+        for k0 in (0..s - 1).step_by(FOLD_SLOTS) {
+            let k1 = (k0 + FOLD_SLOTS).min(s - 1);
+            // g_{k+1}·W_rec for the scored slots of this stretch, as one product over the
+            // rows from the first to the last of them: those slots' rows of G are
+            // contiguous, and one product over many rows runs at a multiple of the rate of
+            // one per step (a batch of one scored at every step: 32 matrix-vector products
+            // become one matrix product).
+            let first = (k0..k1).find(|&k| on(k));
+            if let Some(lo) = first {
+                let hi = (lo..k1).rev().find(|&k| on(k)).unwrap_or(lo);
+                let a_off = (r * s + lo + 1) * h;
+                matmul_packed(blk.gs, a_off, h, hi + 1 - lo, ctx.w_rec, &mut carry, np);
             }
-            let coef = T::from_f64(beta * blk.omega_c[at]);
-            let on = scored && ctx.batch.mask_at(k - 1, blk.r0 + r) != T::ZERO;
-            let hrow = &mut blk.hs[at * h..(at + 1) * h];
-            let v: &[T] = if k == 0 {
-                &blk.v0[r * h..(r + 1) * h]
-            } else if on {
-                act.mul_derivative_slice(hrow, &carry[r * np..r * np + h], &mut vbuf);
-                &vbuf
-            } else {
-                &blk.gs[at * h..(at + 1) * h]
-            };
-            act.add_scaled_derivative(hrow, v, coef);
+            for k in k0..k1 {
+                let at = r * s + k;
+                if !blk.omega_valid[at] {
+                    continue;
+                }
+                let coef = T::from_f64(beta * blk.omega_c[at]);
+                let hrow = &mut blk.hs[at * h..(at + 1) * h];
+                let v: &[T] = if k == 0 {
+                    &blk.v0[r * h..(r + 1) * h]
+                } else if on(k) {
+                    let c = (k - first.unwrap_or(k)) * np;
+                    act.mul_derivative_slice(hrow, &carry[c..c + h], &mut vbuf);
+                    &vbuf
+                } else {
+                    &blk.gs[at * h..(at + 1) * h]
+                };
+                act.add_scaled_derivative(hrow, v, coef);
+            }
         }
     }
 }
+
+/// Slots per product in the Ω fold: 32 rows of g_{k+1} make a product with full register
+/// tiles, and their results (32 × H) stay in L2 next to W_rec.
+const FOLD_SLOTS: usize = 32;
 
 /// Steps 1 and 2 for one block, with W_rec packed by the block itself: transposed for the
 /// forward pass, then as it is for the backward pass. A packing shared by all blocks, read by
@@ -689,6 +759,19 @@ pub fn loss_and_grads<T: Float>(
         // Only the Ω fold reads this packing (the recurrences pack their own).
         w_rec.pack(&params.w_rec, h, h);
     }
+    // Step 3 needs the scored slots too (below).
+    let scored: Vec<usize> = (1..s)
+        .filter(|&t| block_scored(batch, 0, nb, t - 1))
+        .collect();
+    let dense_out = scored.len() * 4 >= s - 1;
+    let (mut w_out_t, mut w_out) = (
+        std::mem::take(&mut ws.w_out_t_packed),
+        std::mem::take(&mut ws.w_out_packed),
+    );
+    if dense_out {
+        w_out_t.pack_transposed(&params.w_out, o, h);
+        w_out.pack(&params.w_out, o, h);
+    }
     let ctx = Ctx {
         p: params,
         batch,
@@ -697,6 +780,9 @@ pub fn loss_and_grads<T: Float>(
         form: settings.omega.form,
         slots: s,
         w_rec: &w_rec,
+        dense_out,
+        w_out_t: &w_out_t,
+        w_out: &w_out,
     };
     let counts = block_counts(nb, recurrence_blocks(nb, h, pool.current_num_threads()));
     let mut packs = std::mem::take(&mut ws.block_packs);
@@ -727,10 +813,6 @@ pub fn loss_and_grads<T: Float>(
     // at unscored steps (the synthetic tasks score one step in T), so when few steps are
     // scored the sum runs over the scored slots alone, slot by slot in order; otherwise each
     // group of examples takes its share below.
-    let scored: Vec<usize> = (1..s)
-        .filter(|&t| block_scored(batch, 0, nb, t - 1))
-        .collect();
-    let dense_out = scored.len() * 4 >= s - 1;
     if dense_out {
         column_sums(&ws.dy, o, &mut grads.b_out);
     } else {
@@ -779,6 +861,7 @@ pub fn loss_and_grads<T: Float>(
         column_sums(&ws.v0, h, &mut grads.x0);
     }
     ws.w_rec_packed = w_rec;
+    (ws.w_out_t_packed, ws.w_out_packed) = (w_out_t, w_out);
     Ok(LossOutput {
         loss,
         omega,

@@ -110,14 +110,27 @@ pub fn matmul_packed<T: Float>(
     matmul::run::<T>(a, a_off, lda, rows, k, &b.data, n, c, ldc);
 }
 
-/// The portable kernel: `R` rows by `W` columns of C live in registers while k runs; each
-/// step broadcasts one A entry per row and FMAs it with the next `W` entries of B's panel
-/// (see [`PackedMatrix`]). Computes rows
-/// `r0..` in blocks of `R` and returns the first row it did not reach. `W` must divide [`NB`].
-/// Instantiated per instruction set with block sizes that fit its register file.
+/// The portable kernel: `R` rows by `P` blocks of `W` columns of C live in registers while k
+/// runs; each step broadcasts one A entry per row and FMAs it with the next `W` entries of
+/// each block's panel (see [`PackedMatrix`]). Computes rows `r0..` in blocks of `R` and returns
+/// the first row it did not reach. `W` must divide [`NB`]. Instantiated per instruction set
+/// with block sizes that fit its register file.
+///
+/// `P > 1` serves products of one or two rows (a batch of one, or what a thread's share of a
+/// small batch leaves): one row's `W` columns are only one or two vector accumulators, whose
+/// FMA chains would each wait out the FMA latency, so `P` column blocks (in their own panels)
+/// run side by side. Every entry of C is the same FMA chain over k in order whatever `R` and
+/// `P` are, so results do not depend on how the rows are blocked.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn matmul_rows<T: Float, const R: usize, const W: usize, const FMA: bool>(
+fn matmul_rows<
+    T: Float,
+    const R: usize,
+    const W: usize,
+    const P: usize,
+    const PW: usize,
+    const FMA: bool,
+>(
     a: &[T],
     a_off: usize,
     lda: usize,
@@ -129,40 +142,85 @@ fn matmul_rows<T: Float, const R: usize, const W: usize, const FMA: bool>(
     c: &mut [T],
     ldc: usize,
 ) -> usize {
-    let b = &b[..k * padded(n)];
+    let np = padded(n);
+    let b = &b[..k * np];
     let mut r0 = r0;
     while r0 + R <= rows {
         // The R rows of A, bounds-checked once here rather than in the inner loop.
         let arows: [&[T]; R] = std::array::from_fn(|r| &a[a_off + (r0 + r) * lda..][..k]);
-        for jb in (0..n).step_by(W) {
-            let mut acc = [[T::ZERO; W]; R];
-            let panel = &b[(jb / NB) * k * NB..][..k * NB];
-            for (kk, bfull) in panel.chunks_exact(NB).enumerate() {
-                let brow: &[T; W] = match bfull[jb % NB..jb % NB + W].try_into() {
-                    Ok(r) => r,
-                    Err(_) => unreachable!("a slice of length W"),
-                };
-                for r in 0..R {
-                    let av = arows[r][kk];
-                    for j in 0..W {
-                        acc[r][j] = madd::<T, FMA>(av, brow[j], acc[r][j]);
-                    }
-                }
-            }
-            if jb + W <= n {
-                for (r, accr) in acc.iter().enumerate() {
-                    c[(r0 + r) * ldc + jb..][..W].copy_from_slice(accr);
-                }
-            } else {
-                // The last block's padding columns are computed (as zeros) but not stored.
-                // A store of fixed width above keeps `acc` in registers; this one is rare.
-                let spilled = acc;
-                store_part(&spilled, c, r0 * ldc + jb, ldc, n - jb);
-            }
+        let mut jb = 0;
+        while jb + P * W <= np {
+            column_blocks::<T, R, W, P, PW, FMA>(&arows, k, b, jb, n, c, r0, ldc);
+            jb += P * W;
+        }
+        while jb < n {
+            column_blocks::<T, R, W, 1, W, FMA>(&arows, k, b, jb, n, c, r0, ldc);
+            jb += W;
         }
         r0 += R;
     }
     r0
+}
+
+/// The `R × P·W` block of C at rows `r0..`, columns `jb..` (P column blocks of width W).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn column_blocks<
+    T: Float,
+    const R: usize,
+    const W: usize,
+    const P: usize,
+    const PW: usize,
+    const FMA: bool,
+>(
+    arows: &[&[T]; R],
+    k: usize,
+    b: &[T],
+    jb: usize,
+    n: usize,
+    c: &mut [T],
+    r0: usize,
+    ldc: usize,
+) {
+    // The P blocks side by side as one row of P·W accumulators (PW = P·W): indexed as
+    // [R][P][W], LLVM kept them in memory and ran scalar FMAs (1.6× slower for one row).
+    let mut acc = [[T::ZERO; PW]; R];
+    // Where each column block starts in its panel: row kk of block p is at offs[p] + kk·NB.
+    let offs: [usize; P] = std::array::from_fn(|p| {
+        let col = jb + p * W;
+        (col / NB) * k * NB + col % NB
+    });
+    assert!(PW == P * W);
+    assert!(k == 0 || offs.iter().all(|&o| o + (k - 1) * NB + W <= b.len()));
+    for kk in 0..k {
+        let mut brow = [T::ZERO; PW];
+        for (p, o) in offs.iter().enumerate() {
+            brow[p * W..(p + 1) * W].copy_from_slice(&b[o + kk * NB..][..W]);
+        }
+        for r in 0..R {
+            let av = arows[r][kk];
+            for j in 0..PW {
+                acc[r][j] = madd::<T, FMA>(av, brow[j], acc[r][j]);
+            }
+        }
+    }
+    for p in 0..P {
+        let col = jb + p * W;
+        if col + W <= n {
+            for (r, accr) in acc.iter().enumerate() {
+                c[(r0 + r) * ldc + col..][..W].copy_from_slice(&accr[p * W..(p + 1) * W]);
+            }
+        } else if col < n {
+            // The last block's padding columns are computed (as zeros) but not stored.
+            // A store of fixed width above keeps `acc` in registers; this one is rare.
+            let spilled: [[T; W]; R] = std::array::from_fn(|r| {
+                let mut v = [T::ZERO; W];
+                v.copy_from_slice(&acc[r][p * W..(p + 1) * W]);
+                v
+            });
+            store_part(&spilled, c, r0 * ldc + col, ldc, n - col);
+        }
+    }
 }
 
 /// The first `w` columns of an `R × W` block of accumulators into C at `at`, rows `ldc` apart.
@@ -182,10 +240,18 @@ fn store_part<T: Float, const R: usize, const W: usize>(
 
 /// All rows, in blocks of at most `R` rows as even as possible (10 rows run as 5 + 5, 20 as
 /// 7 + 7 + 6). A block of one or two rows has too few accumulators to hide the FMA latency, so
-/// a leftover row costs as much as a full block; even blocks leave none.
+/// a leftover row costs as much as a full block; even blocks leave none. Blocks of one or two
+/// rows (a batch of one) take four or two column blocks at a time instead.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn matmul_blocked<T: Float, const R: usize, const W: usize, const FMA: bool>(
+fn matmul_blocked<
+    T: Float,
+    const R: usize,
+    const W: usize,
+    const W2: usize,
+    const W4: usize,
+    const FMA: bool,
+>(
     a: &[T],
     a_off: usize,
     lda: usize,
@@ -196,20 +262,23 @@ fn matmul_blocked<T: Float, const R: usize, const W: usize, const FMA: bool>(
     c: &mut [T],
     ldc: usize,
 ) {
+    // W2 = 2·W and W4 = 4·W, spelt out by the callers (stable Rust has no const arithmetic
+    // on generic parameters).
+    assert!(W2 == 2 * W && W4 == 4 * W);
     let mut r0 = 0;
     while r0 < rows {
         let left = rows - r0;
         let size = left.div_ceil(left.div_ceil(R));
         let end = r0 + size;
         r0 = match size {
-            8 => matmul_rows::<T, 8, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            7 => matmul_rows::<T, 7, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            6 => matmul_rows::<T, 6, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            5 => matmul_rows::<T, 5, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            4 => matmul_rows::<T, 4, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            3 => matmul_rows::<T, 3, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            2 => matmul_rows::<T, 2, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            _ => matmul_rows::<T, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            8 => matmul_rows::<T, 8, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            7 => matmul_rows::<T, 7, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            6 => matmul_rows::<T, 6, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            5 => matmul_rows::<T, 5, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            4 => matmul_rows::<T, 4, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            3 => matmul_rows::<T, 3, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            2 => matmul_rows::<T, 2, W, 2, W2, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            _ => matmul_rows::<T, 1, W, 4, W4, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
         };
     }
 }
@@ -245,29 +314,10 @@ mod matmul {
         ldc: usize,
     ) {
         if std::mem::size_of::<T>() == 4 {
-            matmul_blocked::<T, 8, 32, true>(a, a_off, lda, rows, k, b, n, c, ldc)
+            matmul_blocked::<T, 8, 32, 64, 128, true>(a, a_off, lda, rows, k, b, n, c, ldc)
         } else {
-            matmul_blocked::<T, 4, 32, true>(a, a_off, lda, rows, k, b, n, c, ldc)
+            matmul_blocked::<T, 4, 32, 64, 128, true>(a, a_off, lda, rows, k, b, n, c, ldc)
         }
-    }
-
-    // 16 ymm registers: 3 rows × 16 columns is 6 (f32) or 12 (f64) accumulators, leaving room
-    // for the B row and the broadcast.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn avx2<T: Float>(
-        a: &[T],
-        a_off: usize,
-        lda: usize,
-        rows: usize,
-        k: usize,
-        b: &[T],
-        n: usize,
-        c: &mut [T],
-        ldc: usize,
-    ) {
-        matmul_blocked::<T, 3, 16, true>(a, a_off, lda, rows, k, b, n, c, ldc)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -289,11 +339,12 @@ mod matmul {
                 return unsafe { avx512::<T>(a, a_off, lda, rows, k, b, n, c, ldc) };
             }
             if has_avx2() {
-                // SAFETY: as above.
-                return unsafe { avx2::<T>(a, a_off, lda, rows, k, b, n, c, ldc) };
+                // SAFETY: as above; matmul_packed checked the bounds of A and C, and `b` is
+                // a packing of k × n.
+                return unsafe { crate::matmul_avx2::run(a, a_off, lda, rows, k, b, n, c, ldc) };
             }
         }
-        matmul_blocked::<T, 2, 8, false>(a, a_off, lda, rows, k, b, n, c, ldc)
+        matmul_blocked::<T, 2, 8, 16, 32, false>(a, a_off, lda, rows, k, b, n, c, ldc)
     }
 }
 
@@ -556,6 +607,11 @@ mod tests {
             (4, 7, 32),
             (13, 64, 3),
             (3, 100, 130),
+            // One and two rows run several column blocks side by side, with a remainder.
+            (1, 64, 300),
+            (2, 40, 200),
+            (1, 300, 88),
+            (2, 5, 20),
         ] {
             let a: Vec<f64> = (0..rows * (k + 3))
                 .map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0)

@@ -17,6 +17,7 @@ pub mod fpmode;
 pub mod kernels;
 pub mod linalg;
 pub mod loss;
+mod matmul_avx2;
 pub mod model;
 pub mod optim;
 pub mod trainer;
