@@ -1,23 +1,59 @@
 //! The weight-gradient product `out (m × n) = Aᵀ·B` for A `k × m` and B `k × n`: a sum of outer
 //! products `a_rᵀ ⊗ b_r` over all (example, step) rows r, the shape of ∂W_rec, ∂W_in and ∂W_out.
 //!
-//! On AVX-512 an `R × V·L` tile of the output (L lanes per vector) stays in registers while r
-//! runs over all k rows: each row broadcasts R contiguous entries of `a_r` and FMAs them with V
-//! vectors of `b_r`, so neither operand is transposed or packed; the last vector of a row is a
-//! masked load, so widths that are not a multiple of L need no padding. Written with
-//! intrinsics: left to itself, LLVM vectorises this loop nest along the wrong axis (across the
-//! R broadcasts, with the accumulators gathered and scattered through memory), which made an
-//! auto-vectorised version 6× slower than the generic GEMM it replaces.
+//! On AVX-512 and on AVX2 an `R × V·L` tile of the output (L lanes per vector) stays in
+//! registers while r runs over all k rows: each row broadcasts R contiguous entries of `a_r`
+//! and FMAs them with V vectors of `b_r`, so neither operand is transposed or packed; the last
+//! vector of a row is a masked load, so widths that are not a multiple of L need no padding.
+//! Written with intrinsics: left to itself, LLVM vectorises this loop nest along the wrong axis
+//! (across the R broadcasts, with the accumulators gathered and scattered through memory),
+//! which made an auto-vectorised version 6× slower than the generic GEMM it replaces. One
+//! macro stamps the kernel for each instruction set and element type.
 //!
 //! Every entry is one FMA chain over r = 0..k in order, so the result does not depend on how
-//! the rows of `out` are split across threads. Other instruction sets use the generic GEMM.
+//! the rows of `out` are split across threads. Without AVX2 and FMA the generic GEMM runs
+//! (`matrixmultiply`, which picks its kernels itself: the engine's own AVX2 kernel is what
+//! lets `RNNSTAB_SIMD=avx2` measure on an AVX-512 machine what AVX2 users get).
 
 use crate::float::Float;
+use crate::kernels::SimdLevel;
 use crate::linalg::{gemm, View, ViewMut};
 
 /// Rows `i0..i0 + out.len()/n` of `Aᵀ·B`, with A and B row-major with row strides `lda`, `ldb`.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_at_b<T: Float>(
+    k: usize,
+    a: &[T],
+    lda: usize,
+    i0: usize,
+    b: &[T],
+    ldb: usize,
+    n: usize,
+    out: &mut [T],
+) {
+    matmul_at_b_on(crate::kernels::simd_level(), k, a, lda, i0, b, ldb, n, out);
+}
+
+/// Output rows per tile of the kernel [`matmul_at_b`] runs: a split of the rows across threads
+/// in multiples of it leaves no narrow tiles, whose few FMA chains cannot fill the FMA units.
+pub fn row_block() -> usize {
+    match crate::kernels::simd_level() {
+        SimdLevel::Avx2 => AVX2_ROWS,
+        SimdLevel::Avx512 | SimdLevel::Portable => AVX512_ROWS,
+    }
+}
+
+/// Rows per tile: 8 rows of 2 vectors are 16 of the 32 zmm registers; on AVX2, 6 rows of 2
+/// are 12 of the 16 ymm registers, which leaves 2 for the row of B and 1 for a broadcast.
+const AVX512_ROWS: usize = 8;
+const AVX2_ROWS: usize = 6;
+
+/// [`matmul_at_b`] with the kernel of `level`, or of the best instruction set the CPU has if
+/// that is less (so that tests and timings can run every kernel on one machine).
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn matmul_at_b_on<T: Float>(
+    level: SimdLevel,
     k: usize,
     a: &[T],
     lda: usize,
@@ -41,11 +77,14 @@ pub fn matmul_at_b<T: Float>(
         "A or B out of bounds"
     );
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::has_avx512() {
-        // SAFETY: the CPU has AVX-512F; the bounds of every row of A and B read were checked
-        // above, and the kernels read and write nothing else.
-        unsafe { avx512::run(k, a, lda, i0, b, ldb, n, out) };
-        return;
+    {
+        let level = level.min(crate::kernels::detected_simd());
+        if level >= SimdLevel::Avx2 {
+            // SAFETY: the CPU has the instruction set of `level`; the bounds of every row of A
+            // and B read were checked above, and the kernels read and write nothing else.
+            unsafe { simd::run(level, k, a, lda, i0, b, ldb, n, out) };
+            return;
+        }
     }
     let at = View::strided(a, i0, m, k, 1, lda);
     let bv = View::strided(b, 0, k, n, ldb, 1);
@@ -53,11 +92,13 @@ pub fn matmul_at_b<T: Float>(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+mod simd {
     use std::any::TypeId;
     use std::arch::x86_64::*;
 
+    use super::{AVX2_ROWS, AVX512_ROWS};
     use crate::float::Float;
+    use crate::kernels::SimdLevel;
 
     /// Rows of A and B per chunk: 64 rows of two 50-wide f32 operands are 25 KiB, inside L1.
     const KC: usize = 64;
@@ -72,11 +113,36 @@ mod avx512 {
     const PACK_MIN_M: usize = 16;
     const PACK_MIN_N: usize = 128;
 
-    /// Stamps out the tile kernel and its driver for one element type.
+    /// Whether the AVX-512 kernel copies an `m × n` product with rows of A and B `lda_bytes`
+    /// and `ldb_bytes` apart into panels.
+    fn packs_avx512(m: usize, n: usize, _lda_bytes: usize, _ldb_bytes: usize) -> bool {
+        m >= PACK_MIN_M && n >= PACK_MIN_N
+    }
+
+    /// The AVX2 kernel also wants the rows of both A and B a multiple of 2 KiB apart: L1 has
+    /// 64 sets of 64-byte lines (4 KiB a way), so such rows share 2 sets. Otherwise, at half
+    /// AVX-512's FMA rate, the direct path has time to fetch rows from L2 and the copy does
+    /// not pay (+10% at 512 × 512 and +50% at 1024 × 1024 in f32, −5 to −30% at 500 × 500,
+    /// 129 × 512 and 16 × 512: docs/decisions/at-b-avx2-kernel.md).
+    fn packs_avx2(m: usize, n: usize, lda_bytes: usize, ldb_bytes: usize) -> bool {
+        packs_avx512(m, n, lda_bytes, ldb_bytes)
+            && lda_bytes.is_multiple_of(2048)
+            && ldb_bytes.is_multiple_of(2048)
+    }
+
+    /// Stamps out the tile kernel and its driver for one instruction set and element type:
+    /// functions compiled for `$feature`, tiles of up to `$rmax` rows (`$r` lists the smaller
+    /// row counts, from `$rmax - 1` down to 1) and two vectors of `$lanes` lanes; `$packs`
+    /// chooses between the direct and the packed path.
+    /// `$mask_of(c)` selects the first c lanes of a vector; `$maskz_loadu(mask, p)` reads
+    /// those (the others are zero) and `$mask_storeu(p, mask, v)` writes only those.
     macro_rules! kernel {
-        ($t:ty, $vec:ty, $mask:ty, $lanes:expr,
+        ($feature:literal, $rmax:ident, [$($r:literal)+], $packs:ident,
+         $t:ty, $mask:ty, $lanes:expr, $mask_of:ident,
          $zero:ident, $set1:ident, $loadu:ident, $maskz_loadu:ident, $fmadd:ident,
-         $mask_storeu:ident) => {
+         $storeu:ident, $mask_storeu:ident) => {
+            const _: () = assert!([$($r),+][0] + 1 == $rmax, "row counts below the tile's");
+
             thread_local! {
                 /// Each thread's panels for [`all_packed`].
                 static PANELS: std::cell::RefCell<Vec<$t>> =
@@ -86,7 +152,7 @@ mod avx512 {
             /// One `R × V·L` tile at (row `ia` of Aᵀ, column `jb` of B); `mask` selects the
             /// columns of the tile's last vector that exist.
             #[inline]
-            #[target_feature(enable = "avx512f")]
+            #[target_feature(enable = $feature)]
             #[allow(clippy::too_many_arguments)]
             unsafe fn tile<const R: usize, const V: usize>(
                 k: usize,
@@ -105,8 +171,8 @@ mod avx512 {
                 if !first {
                     for (ii, accr) in acc.iter_mut().enumerate() {
                         for (v, slot) in accr.iter_mut().enumerate() {
-                            let m = if v + 1 == V { mask } else { <$mask>::MAX };
-                            *slot = $maskz_loadu(m, out.add(ii * ldo + v * $lanes));
+                            let p = out.add(ii * ldo + v * $lanes);
+                            *slot = if v + 1 == V { $maskz_loadu(mask, p) } else { $loadu(p) };
                         }
                     }
                 }
@@ -114,11 +180,8 @@ mod avx512 {
                 for _ in 0..k {
                     let mut bv = [$zero(); V];
                     for (v, slot) in bv.iter_mut().enumerate() {
-                        *slot = if v + 1 == V {
-                            $maskz_loadu(mask, bp.add(v * $lanes))
-                        } else {
-                            $loadu(bp.add(v * $lanes))
-                        };
+                        let p = bp.add(v * $lanes);
+                        *slot = if v + 1 == V { $maskz_loadu(mask, p) } else { $loadu(p) };
                     }
                     for (ii, accr) in acc.iter_mut().enumerate() {
                         let av = $set1(*ap.add(ii));
@@ -131,15 +194,19 @@ mod avx512 {
                 }
                 for (ii, accr) in acc.iter().enumerate() {
                     for (v, slot) in accr.iter().enumerate() {
-                        let m = if v + 1 == V { mask } else { <$mask>::MAX };
-                        $mask_storeu(out.add(ii * ldo + v * $lanes), m, *slot);
+                        let p = out.add(ii * ldo + v * $lanes);
+                        if v + 1 == V {
+                            $mask_storeu(p, mask, *slot);
+                        } else {
+                            $storeu(p, *slot);
+                        }
                     }
                 }
             }
 
             /// Output rows `row..` in blocks of `R`, all columns; returns the first row left.
             #[inline]
-            #[target_feature(enable = "avx512f")]
+            #[target_feature(enable = $feature)]
             #[allow(clippy::too_many_arguments)]
             unsafe fn rows<const R: usize>(
                 k: usize,
@@ -160,12 +227,12 @@ mod avx512 {
                     // masked; then at most one single-vector tile.
                     while n - jb > $lanes {
                         let width = (n - jb).min(2 * $lanes);
-                        let mask = (<$mask>::MAX) >> (2 * $lanes - width);
+                        let mask = $mask_of(width - $lanes);
                         tile::<R, 2>(k, ar, lda, b.add(jb), ldb, mask, or.add(jb), n, first);
                         jb += width;
                     }
                     if jb < n {
-                        let mask = (<$mask>::MAX) >> ($lanes - (n - jb));
+                        let mask = $mask_of(n - jb);
                         tile::<R, 1>(k, ar, lda, b.add(jb), ldb, mask, or.add(jb), n, first);
                     }
                     row += R;
@@ -173,9 +240,9 @@ mod avx512 {
                 row
             }
 
-            /// One tile of `rr ≤ 8` rows at a time (the last row block of a packed chunk).
+            /// One tile of `rr ≤ $rmax` rows at a time (the last row block of a packed chunk).
             #[inline]
-            #[target_feature(enable = "avx512f")]
+            #[target_feature(enable = $feature)]
             #[allow(clippy::too_many_arguments)]
             unsafe fn tile_of<const V: usize>(
                 rr: usize,
@@ -189,22 +256,16 @@ mod avx512 {
                 first: bool,
             ) {
                 match rr {
-                    8 => tile::<8, V>(k, a, rr, b, ldb, mask, out, ldo, first),
-                    7 => tile::<7, V>(k, a, rr, b, ldb, mask, out, ldo, first),
-                    6 => tile::<6, V>(k, a, rr, b, ldb, mask, out, ldo, first),
-                    5 => tile::<5, V>(k, a, rr, b, ldb, mask, out, ldo, first),
-                    4 => tile::<4, V>(k, a, rr, b, ldb, mask, out, ldo, first),
-                    3 => tile::<3, V>(k, a, rr, b, ldb, mask, out, ldo, first),
-                    2 => tile::<2, V>(k, a, rr, b, ldb, mask, out, ldo, first),
-                    _ => tile::<1, V>(k, a, rr, b, ldb, mask, out, ldo, first),
+                    $($r => tile::<$r, V>(k, a, rr, b, ldb, mask, out, ldo, first),)+
+                    _ => tile::<$rmax, V>(k, a, rr, b, ldb, mask, out, ldo, first),
                 }
             }
 
             /// All of `out` for wide operands, over chunks of [`KC_PACKED`] rows: each chunk
             /// of B is copied into panels one tile wide and each of A into panels one row
             /// block wide, so every tile reads both in order. Then one panel of B (16 KiB in
-            /// f32) stays in L1 while the row blocks of A stream past it.
-            #[target_feature(enable = "avx512f")]
+            /// f32 on AVX-512) stays in L1 while the row blocks of A stream past it.
+            #[target_feature(enable = $feature)]
             #[allow(clippy::too_many_arguments)]
             unsafe fn all_packed(
                 k: usize,
@@ -232,7 +293,7 @@ mod avx512 {
             }
 
             /// The chunks of [`all_packed`], with its panel buffers.
-            #[target_feature(enable = "avx512f")]
+            #[target_feature(enable = $feature)]
             #[allow(clippy::too_many_arguments)]
             unsafe fn packed_chunks(
                 k: usize,
@@ -247,7 +308,7 @@ mod avx512 {
                 ap: &mut [$t],
             ) {
                 const TW: usize = 2 * $lanes;
-                let (panels, blocks) = (n.div_ceil(TW), m.div_ceil(8));
+                let (panels, blocks) = (n.div_ceil(TW), m.div_ceil($rmax));
                 let mut r0 = 0;
                 while r0 < k {
                     let kn = KC_PACKED.min(k - r0);
@@ -259,9 +320,9 @@ mod avx512 {
                             dst[..w].copy_from_slice(src);
                         }
                     }
-                    // Row block q holds columns 8q.. of A's rows, `rr` of them per row.
+                    // Row block q holds columns `$rmax`·q.. of A's rows, `rr` of them per row.
                     for q in 0..blocks {
-                        let (i0, rr) = (8 * q, 8.min(m - 8 * q));
+                        let (i0, rr) = ($rmax * q, $rmax.min(m - $rmax * q));
                         let panel = &mut ap[kn * i0..][..kn * rr];
                         for (r, dst) in panel.chunks_exact_mut(rr).enumerate() {
                             let src = std::slice::from_raw_parts(a.add((r0 + r) * lda + i0), rr);
@@ -273,13 +334,13 @@ mod avx512 {
                         let (c0, bpp) = (p * TW, bp.as_ptr().add(p * kn * TW));
                         let w = TW.min(n - c0);
                         for q in 0..blocks {
-                            let (i0, rr) = (8 * q, 8.min(m - 8 * q));
+                            let (i0, rr) = ($rmax * q, $rmax.min(m - $rmax * q));
                             let (app, o) = (ap.as_ptr().add(kn * i0), out.add(i0 * n + c0));
                             if w > $lanes {
-                                let mask = (<$mask>::MAX) >> (TW - w);
+                                let mask = $mask_of(w - $lanes);
                                 tile_of::<2>(rr, kn, app, bpp, TW, mask, o, n, first);
                             } else {
-                                let mask = (<$mask>::MAX) >> ($lanes - w);
+                                let mask = $mask_of(w);
                                 tile_of::<1>(rr, kn, app, bpp, TW, mask, o, n, first);
                             }
                         }
@@ -288,11 +349,11 @@ mod avx512 {
                 }
             }
 
-            /// All rows of `out`: blocks of 8 (16 accumulators), then one of the rest, over chunks of
+            /// All rows of `out`: blocks of `$rmax`, then one of the rest, over chunks of
             /// [`KC`] rows of A and B so that each chunk is read from L1 by every tile.
-            #[target_feature(enable = "avx512f")]
+            #[target_feature(enable = $feature)]
             #[allow(clippy::too_many_arguments)]
-            pub(super) unsafe fn all(
+            pub(in super::super) unsafe fn all(
                 k: usize,
                 a: *const $t,
                 lda: usize,
@@ -302,25 +363,20 @@ mod avx512 {
                 out: *mut $t,
                 m: usize,
             ) {
-                if m >= PACK_MIN_M && n >= PACK_MIN_N {
+                let size = std::mem::size_of::<$t>();
+                if $packs(m, n, lda * size, ldb * size) {
                     return all_packed(k, a, lda, b, ldb, n, out, m);
                 }
                 let mut r0 = 0;
                 while r0 < k {
                     let kn = KC.min(k - r0);
                     let (a, b, first) = (a.add(r0 * lda), b.add(r0 * ldb), r0 == 0);
-                    let row = rows::<8>(kn, a, lda, b, ldb, n, out, m, 0, first);
-                    // The rows left (fewer than 8) as one block: split into blocks of 4, 2
-                    // and 1 they would have too few independent FMA chains to keep both FMA
-                    // units busy ([U 1]ᵀG for ∂W_in and ∂b has I + 1 = 7 rows).
+                    let row = rows::<$rmax>(kn, a, lda, b, ldb, n, out, m, 0, first);
+                    // The rows left as one block: split into blocks of 4, 2 and 1 they would
+                    // have too few independent FMA chains to keep both FMA units busy ([U 1]ᵀG
+                    // for ∂W_in and ∂b has I + 1 = 7 rows).
                     match m - row {
-                        1 => rows::<1>(kn, a, lda, b, ldb, n, out, m, row, first),
-                        2 => rows::<2>(kn, a, lda, b, ldb, n, out, m, row, first),
-                        3 => rows::<3>(kn, a, lda, b, ldb, n, out, m, row, first),
-                        4 => rows::<4>(kn, a, lda, b, ldb, n, out, m, row, first),
-                        5 => rows::<5>(kn, a, lda, b, ldb, n, out, m, row, first),
-                        6 => rows::<6>(kn, a, lda, b, ldb, n, out, m, row, first),
-                        7 => rows::<7>(kn, a, lda, b, ldb, n, out, m, row, first),
+                        $($r => rows::<$r>(kn, a, lda, b, ldb, n, out, m, row, first),)+
                         _ => row,
                     };
                     r0 += kn;
@@ -329,43 +385,145 @@ mod avx512 {
         };
     }
 
-    mod f32k {
+    /// AVX-512F: a mask is a bit per lane.
+    mod avx512 {
         use super::*;
-        kernel!(
-            f32,
-            __m512,
-            u16,
-            16,
-            _mm512_setzero_ps,
-            _mm512_set1_ps,
-            _mm512_loadu_ps,
-            _mm512_maskz_loadu_ps,
-            _mm512_fmadd_ps,
-            _mm512_mask_storeu_ps
-        );
+
+        #[inline]
+        fn mask16(count: usize) -> u16 {
+            u16::MAX >> (16 - count)
+        }
+
+        #[inline]
+        fn mask8(count: usize) -> u8 {
+            u8::MAX >> (8 - count)
+        }
+
+        pub(super) mod f32k {
+            use super::*;
+            kernel!(
+                "avx512f",
+                AVX512_ROWS,
+                [7 6 5 4 3 2 1],
+                packs_avx512,
+                f32,
+                u16,
+                16,
+                mask16,
+                _mm512_setzero_ps,
+                _mm512_set1_ps,
+                _mm512_loadu_ps,
+                _mm512_maskz_loadu_ps,
+                _mm512_fmadd_ps,
+                _mm512_storeu_ps,
+                _mm512_mask_storeu_ps
+            );
+        }
+
+        pub(super) mod f64k {
+            use super::*;
+            kernel!(
+                "avx512f",
+                AVX512_ROWS,
+                [7 6 5 4 3 2 1],
+                packs_avx512,
+                f64,
+                u8,
+                8,
+                mask8,
+                _mm512_setzero_pd,
+                _mm512_set1_pd,
+                _mm512_loadu_pd,
+                _mm512_maskz_loadu_pd,
+                _mm512_fmadd_pd,
+                _mm512_storeu_pd,
+                _mm512_mask_storeu_pd
+            );
+        }
     }
 
-    mod f64k {
+    /// AVX2 and FMA: a mask is a vector of integers, all ones in the lanes it selects.
+    mod avx2 {
         use super::*;
-        kernel!(
-            f64,
-            __m512d,
-            u8,
-            8,
-            _mm512_setzero_pd,
-            _mm512_set1_pd,
-            _mm512_loadu_pd,
-            _mm512_maskz_loadu_pd,
-            _mm512_fmadd_pd,
-            _mm512_mask_storeu_pd
-        );
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn mask_ps(count: usize) -> __m256i {
+            let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), lane)
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn mask_pd(count: usize) -> __m256i {
+            let lane = _mm256_setr_epi64x(0, 1, 2, 3);
+            _mm256_cmpgt_epi64(_mm256_set1_epi64x(count as i64), lane)
+        }
+
+        // The masked loads with their arguments in the order of AVX-512's; like those they
+        // neither read nor fault on the lanes left out.
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        unsafe fn maskz_loadu_ps(mask: __m256i, p: *const f32) -> __m256 {
+            _mm256_maskload_ps(p, mask)
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        unsafe fn maskz_loadu_pd(mask: __m256i, p: *const f64) -> __m256d {
+            _mm256_maskload_pd(p, mask)
+        }
+
+        pub(super) mod f32k {
+            use super::*;
+            kernel!(
+                "avx2,fma",
+                AVX2_ROWS,
+                [5 4 3 2 1],
+                packs_avx2,
+                f32,
+                __m256i,
+                8,
+                mask_ps,
+                _mm256_setzero_ps,
+                _mm256_set1_ps,
+                _mm256_loadu_ps,
+                maskz_loadu_ps,
+                _mm256_fmadd_ps,
+                _mm256_storeu_ps,
+                _mm256_maskstore_ps
+            );
+        }
+
+        pub(super) mod f64k {
+            use super::*;
+            kernel!(
+                "avx2,fma",
+                AVX2_ROWS,
+                [5 4 3 2 1],
+                packs_avx2,
+                f64,
+                __m256i,
+                4,
+                mask_pd,
+                _mm256_setzero_pd,
+                _mm256_set1_pd,
+                _mm256_loadu_pd,
+                maskz_loadu_pd,
+                _mm256_fmadd_pd,
+                _mm256_storeu_pd,
+                _mm256_maskstore_pd
+            );
+        }
     }
 
     /// # Safety
-    /// The CPU has AVX-512F, and every row r < k of A holds columns `i0..i0 + m` and of B
-    /// columns `0..n` (checked by the caller).
+    /// The CPU has the instruction set of `level`, AVX2 (with FMA) or AVX-512F, and every row
+    /// r < k of A holds columns `i0..i0 + m` and of B columns `0..n` (checked by the caller).
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn run<T: Float>(
+        level: SimdLevel,
         k: usize,
         a: &[T],
         lda: usize,
@@ -377,13 +535,17 @@ mod avx512 {
     ) {
         let m = out.len() / n;
         // T is f32 or f64 (the only Floats); the casts below are of that same type.
+        let is_f32 = TypeId::of::<T>() == TypeId::of::<f32>();
+        assert!(
+            is_f32 || TypeId::of::<T>() == TypeId::of::<f64>(),
+            "Float is implemented for f32 and f64 only"
+        );
         let (a, b, out) = (a.as_ptr().add(i0), b.as_ptr(), out.as_mut_ptr());
-        if TypeId::of::<T>() == TypeId::of::<f32>() {
-            f32k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m);
-        } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-            f64k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m);
-        } else {
-            unreachable!("Float is implemented for f32 and f64 only");
+        match (level >= SimdLevel::Avx512, is_f32) {
+            (true, true) => avx512::f32k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m),
+            (true, false) => avx512::f64k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m),
+            (false, true) => avx2::f32k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m),
+            (false, false) => avx2::f64k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m),
         }
     }
 }
@@ -414,14 +576,26 @@ mod tests {
         c
     }
 
+    /// The instruction sets this CPU can run, each of which picks a different kernel: the
+    /// engine's AVX-512 and AVX2 ones, and the generic GEMM.
+    fn levels() -> Vec<SimdLevel> {
+        let best = crate::kernels::detected_simd();
+        [SimdLevel::Portable, SimdLevel::Avx2, SimdLevel::Avx512]
+            .into_iter()
+            .filter(|l| *l <= best)
+            .collect()
+    }
+
     #[test]
     fn matches_naive_product_for_every_tile_shape() {
-        // Row counts hit the block of 8 and every remainder (1 to 7); widths every column case:
-        // below one vector, exactly one, between one and two, two, and more; strides exceed
-        // the widths; k past one chunk of rows (KC = 64) continues stored sums. The last three
-        // take the packed path (m ≥ 16, n ≥ 128), with partial row blocks and tiles, k past
-        // its chunks of 128 rows, and k shorter than one.
-        for &(k, m, n) in &[
+        // Row counts hit the blocks of 8 (AVX-512) and 6 (AVX2) and every remainder; widths
+        // every column case for 16 and 8 lanes (f32) and 8 and 4 (f64): below one vector,
+        // exactly one, between one and two, two, and more; strides exceed the widths; k past
+        // one chunk of rows (KC = 64) continues stored sums. The last three take the packed
+        // path (m ≥ 16, n ≥ 128), with partial row blocks and tiles, k past its chunks of 128
+        // rows, and k shorter than one; on AVX2 only when rows are a multiple of 2 KiB apart,
+        // so these run again with strides of 512.
+        let shapes = [
             (1usize, 1usize, 1usize),
             (130, 14, 20),
             (70, 12, 40),
@@ -433,11 +607,18 @@ mod tests {
             (9, 21, 32),
             (6, 11, 33),
             (4, 2, 70),
+            (10, 5, 12),
+            (8, 4, 9),
             (300, 21, 150),
             (129, 16, 128),
             (5, 40, 140),
-        ] {
-            let (lda, ldb, i0) = (m + 5, n + 3, 2);
+        ];
+        let cases = shapes.iter().flat_map(|&(k, m, n)| {
+            let aliased = (m >= 16 && n >= 128).then_some((k, m, n, 512, 512));
+            std::iter::once((k, m, n, m + 5, n + 3)).chain(aliased)
+        });
+        for (k, m, n, lda, ldb) in cases {
+            let i0 = 2;
             let a: Vec<f64> = (0..k * lda + i0)
                 .map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0)
                 .collect();
@@ -445,24 +626,24 @@ mod tests {
                 .map(|i| ((i * 53) % 97) as f64 / 48.0 - 1.0)
                 .collect();
             let want = naive(k, &a, lda, i0, m, &b, ldb, n);
-            let mut got = vec![f64::NAN; m * n];
-            matmul_at_b(k, &a, lda, i0, &b, ldb, n, &mut got);
             let a32: Vec<f32> = a.iter().map(|x| *x as f32).collect();
             let b32: Vec<f32> = b.iter().map(|x| *x as f32).collect();
-            let mut got32 = vec![f32::NAN; m * n];
-            matmul_at_b(k, &a32, lda, i0, &b32, ldb, n, &mut got32);
             // Rounding bound: k terms of magnitude ≤ 1, partial sums ≤ k, so at most k²·ε:
             // 2e-11 in f64 and 1.1e-2 in f32 at k = 300, the largest k here (f32 inputs are
             // rounded too, adding k·ε). An indexing error would be off by whole products,
             // O(0.1) or more; the largest tolerance is that only at k = 300.
             let kk = (k * k) as f64;
             let (tol64, tol32) = (kk * 2.3e-16, kk * 1.2e-7 + 1e-6);
-            for (idx, w) in want.iter().enumerate() {
-                assert!((got[idx] - w).abs() <= tol64, "f64 ({k},{m},{n}) at {idx}");
-                assert!(
-                    (got32[idx] as f64 - w).abs() <= tol32,
-                    "f32 ({k},{m},{n}) at {idx}"
-                );
+            for level in levels() {
+                let mut got = vec![f64::NAN; m * n];
+                matmul_at_b_on(level, k, &a, lda, i0, &b, ldb, n, &mut got);
+                let mut got32 = vec![f32::NAN; m * n];
+                matmul_at_b_on(level, k, &a32, lda, i0, &b32, ldb, n, &mut got32);
+                let at = format!("{} ({k},{m},{n}) strides {lda},{ldb}", level.name());
+                for (idx, w) in want.iter().enumerate() {
+                    assert!((got[idx] - w).abs() <= tol64, "f64 {at} at {idx}");
+                    assert!((got32[idx] as f64 - w).abs() <= tol32, "f32 {at} at {idx}");
+                }
             }
         }
     }
@@ -472,26 +653,32 @@ mod tests {
         // All 40 output rows at once take the packed path; 5 rows at a time (what a split
         // across threads can leave) the direct one. Every entry is the same FMA chain either
         // way, so the bits must agree, which keeps results independent of the thread count.
-        let (k, m, n, lda, ldb) = (300usize, 40usize, 150usize, 43usize, 151usize);
-        let a: Vec<f32> = (0..k * lda)
-            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
-            .collect();
-        let b: Vec<f32> = (0..k * ldb)
-            .map(|i| ((i * 53) % 97) as f32 / 48.0 - 1.0)
-            .collect();
-        let mut whole = vec![0.0f32; m * n];
-        matmul_at_b(k, &a, lda, 0, &b, ldb, n, &mut whole);
-        for (piece, rows) in whole.chunks_exact(5 * n).enumerate() {
-            let mut part = vec![0.0f32; 5 * n];
-            matmul_at_b(k, &a, lda, 5 * piece, &b, ldb, n, &mut part);
-            assert!(
-                part.iter()
-                    .zip(rows)
-                    .all(|(x, y)| x.to_bits() == y.to_bits()),
-                "rows {}..{}",
-                5 * piece,
-                5 * piece + 5
-            );
+        // Checked for the engine's own kernels (the generic GEMM promises nothing of the sort);
+        // AVX2 packs only rows a multiple of 2 KiB apart, hence strides of 512 too.
+        let (k, m, n) = (300usize, 40usize, 150usize);
+        let levels = levels().into_iter().filter(|l| *l >= SimdLevel::Avx2);
+        for (level, (lda, ldb)) in levels.flat_map(|l| [(l, (43, 151)), (l, (512, 512))]) {
+            let a: Vec<f32> = (0..k * lda)
+                .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+                .collect();
+            let b: Vec<f32> = (0..k * ldb)
+                .map(|i| ((i * 53) % 97) as f32 / 48.0 - 1.0)
+                .collect();
+            let mut whole = vec![0.0f32; m * n];
+            matmul_at_b_on(level, k, &a, lda, 0, &b, ldb, n, &mut whole);
+            for (piece, rows) in whole.chunks_exact(5 * n).enumerate() {
+                let mut part = vec![0.0f32; 5 * n];
+                matmul_at_b_on(level, k, &a, lda, 5 * piece, &b, ldb, n, &mut part);
+                assert!(
+                    part.iter()
+                        .zip(rows)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{} strides {lda},{ldb}: rows {}..{}",
+                    level.name(),
+                    5 * piece,
+                    5 * piece + 5
+                );
+            }
         }
     }
 }

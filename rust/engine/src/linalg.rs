@@ -159,15 +159,16 @@ pub fn par_matmul_at_b<T: Float>(
     let m = out.len() / n.max(1);
     let threads = pool.current_num_threads().max(1);
     // Small products are not worth a fork. Each piece streams all of B, so there should be one
-    // piece per thread, in whole blocks of 8 rows (the kernel's widest); where rounding to 8
-    // would unbalance the threads by more than a quarter (50 rows on two threads: 32 + 18),
-    // pieces of 8 shared out by work stealing run as 26 + 24.
+    // piece per thread, in whole row blocks of the kernel (8 rows on AVX-512, 6 on AVX2); where
+    // rounding to those would unbalance the threads by more than a quarter (50 rows on two
+    // threads: 32 + 18), pieces of one block shared out by work stealing run as 26 + 24.
+    let block = crate::at_b::row_block();
     let chunk_rows = if threads == 1 || k * m * n < 64 * 64 * 64 {
         m
     } else {
-        let even = m.div_ceil(threads).div_ceil(8) * 8;
+        let even = m.div_ceil(threads).div_ceil(block) * block;
         if 4 * even > 5 * m.div_ceil(threads) {
-            8
+            block
         } else {
             even
         }
