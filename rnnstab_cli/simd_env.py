@@ -21,3 +21,26 @@ def check_simd_env() -> None:
         raise UsageError(
             f"{SIMD_ENV}={value!r} is not an instruction set; use one of {', '.join(SIMD_LEVELS)}"
         )
+
+
+#: The settings that cap the peers' libraries at a capped level of the engine (OpenBLAS for
+#: numpy and the ceiling, MKL and oneDNN for PyTorch), so that `RNNSTAB_SIMD=avx2 rnnstab bench`
+#: compares what a machine without AVX-512 gets on both sides.
+PEER_CAPS: Final[dict[str, dict[str, str]]] = {
+    "avx2": {
+        "OPENBLAS_CORETYPE": "Haswell",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+    },
+    "portable": {
+        "OPENBLAS_CORETYPE": "Nehalem",
+        "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+    },
+}
+
+
+def peer_caps() -> dict[str, str]:
+    """The peer libraries' settings for the level ``$RNNSTAB_SIMD`` caps the engine at (none
+    when it is not set); they must be in the environment before those libraries load."""
+    return dict(PEER_CAPS.get(os.environ.get(SIMD_ENV, "").strip(), {}))

@@ -21,6 +21,11 @@ echo "== mypy" >&2
 
 echo "== cargo test" >&2
 RNNSTAB_REQUIRE_GPU=1 cargo test --workspace --exclude rnnstab-python --release --quiet
+# The kernels of the lower instruction sets, on a machine that has a higher one: the engine's
+# tests again with its instruction set capped.
+for level in avx2 portable; do
+    RNNSTAB_SIMD=$level cargo test -p rnnstab-engine --release --quiet
+done
 
 echo "== wheel" >&2
 # The wheel as users install it: presets inside, `rnnstab tasks` and a preset run from a fresh

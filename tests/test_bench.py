@@ -63,9 +63,40 @@ def test_memory_is_measured_against_what_bptt_must_hold() -> None:
 
 def test_config_parsing() -> None:
     assert BenchConfig.parse("50,6,20,200") == BenchConfig(50, 6, 20, 200)
-    for bad in ("50,6,20", "a,b,c,d", "50,6,0,200"):
+    assert BenchConfig.parse("500,50,32,200,every,carry") == BenchConfig(
+        500, 50, 32, 200, "every", carry=True
+    )
+    assert BenchConfig.parse("300, 88, 1, 200, bce") == BenchConfig(300, 88, 1, 200, "bce")
+    for bad in ("50,6,20", "a,b,c,d", "50,6,0,200", "5,6,2,2,every,bce", "5,6,2,2,often"):
         with pytest.raises(UsageError, match="H,I,B,T"):
             BenchConfig.parse(bad)
+
+
+def test_every_step_configurations_score_every_step_and_count_the_read_out() -> None:
+    table2 = BenchConfig(16, 5, 2, 10, "every", carry=True)
+    assert (table2.outputs, table2.loss, table2.every_step) == (5, "softmax_ce", True)
+    assert table2.flops == 6 * 10 * 2 * (16 * 16 + 16 * 5 + 16 * 5)
+    assert table2.label() == "H=16 I=5 B=2 T=10 every carry"
+    music = BenchConfig(16, 8, 1, 10, "bce", name="Table 1")
+    assert (music.outputs, music.loss) == (8, "bce")
+    assert music.label() == "H=16 I=8 B=1 T=10 bce (Table 1)"
+    rows, _ = run_benchmark([table2, music], seconds=0.05, threads=1, sweep_row=False)
+    for r in rows:
+        assert r.updates_per_s > 0
+    # The numpy peer is written for the last-step problems only.
+    assert all(r.implementation != "numpy BPTT" for r in rows)
+
+
+def test_a_capped_engine_caps_the_peers_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rnnstab_cli.simd_env import peer_caps
+
+    monkeypatch.delenv("RNNSTAB_SIMD", raising=False)
+    assert peer_caps() == {}
+    monkeypatch.setenv("RNNSTAB_SIMD", "avx2")
+    assert peer_caps()["OPENBLAS_CORETYPE"] == "Haswell"
+    assert peer_caps()["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
+    monkeypatch.setenv("RNNSTAB_SIMD", "avx512")
+    assert peer_caps() == {}
 
 
 def test_numpy_peer_computes_the_engines_update() -> None:

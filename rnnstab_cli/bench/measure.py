@@ -25,6 +25,7 @@ import numpy as np
 
 from rnnstab_cli import engine
 from rnnstab_cli.bench.peers import numpy_update, torch_update, torch_version
+from rnnstab_cli.simd_env import peer_caps
 
 N_OUT = 4
 
@@ -393,10 +394,13 @@ print(json.dumps({"gflops": 2 * n**3 / best / 1e9}))
 def matmul_ceiling() -> float:
     """The machine's practical f32 ceiling: numpy's (OpenBLAS's) large matrix product on all
     cores. Measured in a child process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, since
-    some machines set them to an older core type, which would understate the ceiling."""
+    some machines set them to an older core type, which would understate the ceiling; where
+    the engine is capped at a lower instruction set, OpenBLAS is capped at the same one (see
+    :func:`rnnstab_cli.simd_env.peer_caps`)."""
     env = {
         k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
     }
+    env.update(peer_caps())
     out = subprocess.run(
         [sys.executable, "-c", _CEILING_SNIPPET],
         env=env,
@@ -453,6 +457,7 @@ def run_benchmark(
         "ceiling_gflops": ceiling,
         "cores": cores,
         "simd": engine.simd_level(),
+        "peer_caps": peer_caps() or None,
         "numpy": np.__version__,
         "torch": torch_version(),
         "gpu": _gpu_name() if gpu else None,

@@ -3,6 +3,7 @@ the same run, with the machine's own matrix-product ceiling."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -14,15 +15,20 @@ from rnnstab_cli.cli.common import emit_json, note
 BENCH_HELP = "\n\n".join(
     [
         "Measure training-update throughput.",
-        "For each configuration (the paper's temporal order H=50 I=6 B=20 T=200 and three "
-        "larger ones, plus any --config H,I,B,T) one update is: forward over T steps of a tanh "
-        "RNN, cross-entropy at the last step, BPTT, norm clipping, an SGD step, in float32.",
+        "For each configuration (the paper's temporal order H=50 I=6 B=20 T=200, a large "
+        "model, the models of Tables 1 and 2, plus any --config H,I,B,T[,every|bce][,carry]) "
+        "one update is: forward over T steps of a tanh RNN, the cost (cross-entropy at the "
+        "last step; with 'every' at every step over I classes, with 'bce' a sigmoid "
+        "cross-entropy per input unit at every step; with 'carry' the final state starts the "
+        "next update), BPTT, norm clipping, an SGD step, in float32.",
         "Rows: rnnstab on all cores and on one, with Ω (SGD-CR), rnnstab train end to end "
         "(data generation included), independent single-threaded runs on every core (a "
         "sweep's throughput), a hand-written numpy BPTT, and PyTorch's nn.RNN when torch is "
         "installed.",
-        'GFLOP/s count 6·T·B·(H² + H·I) per update; "% ceiling" compares with a large f32 '
-        "matrix product measured at the start of the run. Rates are the best of three timing "
+        "GFLOP/s count 6·T·B·(H² + H·I), plus 6·T·B·H·O where every step is scored, per "
+        'update; "% ceiling" compares with a large f32 matrix product measured at the start '
+        "of the run. With $RNNSTAB_SIMD capping the engine (avx2, portable), OpenBLAS, MKL "
+        "and oneDNN are capped at the same level. Rates are the best of three timing "
         "windows; the share of CPU time a virtual machine's host took is printed when it "
         "is 1% or more.",
     ]
@@ -35,7 +41,10 @@ def _fmt(v: float | None, spec: str) -> str:
 
 def bench(
     config: Annotated[
-        list[str] | None, typer.Option("--config", help="Extra configuration H,I,B,T (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--config", help="Extra configuration H,I,B,T[,every|bce][,carry] (repeatable)."
+        ),
     ] = None,
     only: Annotated[
         bool, typer.Option("--only", help="Measure only the --config configurations.")
@@ -54,6 +63,11 @@ def bench(
         bool, typer.Option("--json", help="One JSON object per row on stdout.")
     ] = False,
 ) -> None:
+    from rnnstab_cli.simd_env import peer_caps
+
+    # With the engine capped at a lower instruction set, the peers' libraries are capped at
+    # the same one; they read these settings when they load, which is below.
+    os.environ.update(peer_caps())
     # Imported here, when a benchmark runs: the engine, numpy and rich stay out of start-up.
     from rich.console import Console
     from rich.table import Table
@@ -84,6 +98,11 @@ def bench(
     table = Table(
         title=f"Training updates, float32 — ceiling {facts['ceiling_gflops']:.0f} GFLOP/s "
         f"(large matmul, {facts['cores']} cores); engine kernels: {facts['simd']}"
+        + (
+            f"; peers capped: {' '.join(f'{k}={v}' for k, v in caps.items())}"
+            if isinstance(caps := facts["peer_caps"], dict)
+            else ""
+        )
     )
     for col in (
         "config",

@@ -141,6 +141,9 @@ pub fn gemm<T: Float>(alpha: T, a: View<'_, T>, b: View<'_, T>, beta: T, c: View
     }
 }
 
+/// Multiply-adds below which [`par_matmul_at_b`] runs a product on the calling thread.
+const SPLIT_MIN_MACS: usize = 1 << 26;
+
 /// `out (m × n) = Aᵀ·B` ([`matmul_at_b`], A `k × m` and B `k × n` row-major with leading
 /// dimensions `lda`, `ldb`) with the rows of `out` shared out among the pool's threads: for the
 /// weight gradients of a batch too small to give every thread a group of examples (a batch of
@@ -158,12 +161,16 @@ pub fn par_matmul_at_b<T: Float>(
 ) {
     let m = out.len() / n.max(1);
     let threads = pool.current_num_threads().max(1);
-    // Small products are not worth a fork. Each piece streams all of B, so there should be one
+    // Small products are not worth a fork: waking the pool and moving A and B to the other
+    // core's cache cost more than half the product saves below SPLIT_MIN_MACS (a batch of
+    // one at H = 300, T = 200: ∂W_rec is 18M multiply-adds, and splitting the three weight
+    // products made the update 19% slower on two threads than on one). Each piece streams all
+    // of B, so there should be one
     // piece per thread, in whole row blocks of the kernel (8 rows on AVX-512, 6 on AVX2); where
     // rounding to those would unbalance the threads by more than a quarter (50 rows on two
     // threads: 32 + 18), pieces of one block shared out by work stealing run as 26 + 24.
     let block = crate::at_b::row_block();
-    let chunk_rows = if threads == 1 || k * m * n < 64 * 64 * 64 {
+    let chunk_rows = if threads == 1 || k * m * n < SPLIT_MIN_MACS {
         m
     } else {
         let even = m.div_ceil(threads).div_ceil(block) * block;
@@ -248,7 +255,9 @@ mod tests {
 
     #[test]
     fn row_split_at_b_is_identical_across_thread_counts() {
-        let (k, m, n) = (300, 70, 50);
+        // Large enough to be split (k·m·n ≥ SPLIT_MIN_MACS).
+        let (k, m, n) = (2100, 70, 460);
+        assert!(k * m * n >= SPLIT_MIN_MACS);
         let a: Vec<f32> = (0..k * m)
             .map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5)
             .collect();

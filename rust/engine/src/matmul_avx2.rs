@@ -208,10 +208,11 @@ pub(crate) unsafe fn run<T: Float>(
 
 #[cfg(test)]
 mod tests {
-    use crate::kernels::{matmul_packed, PackedMatrix};
+    use crate::kernels::PackedMatrix;
 
-    /// The AVX2 kernel against the dispatched one (AVX-512 or portable code on this CPU):
-    /// the same FMA chains, so the same bits, for every row-block size and column remainder.
+    /// The AVX2 kernel against one FMA chain per entry over k in order, written out here: the
+    /// same bits (so the same as the AVX-512 kernel), for every row-block size and column
+    /// remainder, and the columns past n of C left alone.
     fn same_bits_as_dispatched<T: crate::float::Float + std::fmt::Debug>() {
         if !(std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma"))
@@ -238,7 +239,13 @@ mod tests {
             p.pack(&m, k, n);
             let ldc = n + 3;
             let mut want = vec![T::from_f64(7.0); rows * ldc];
-            matmul_packed(&a, 1, k + 2, rows, &p, &mut want, ldc);
+            for r in 0..rows {
+                for j in 0..n {
+                    want[r * ldc + j] = (0..k).fold(T::ZERO, |acc, kk| {
+                        a[1 + r * (k + 2) + kk].mul_add(m[kk * n + j], acc)
+                    });
+                }
+            }
             let mut got = vec![T::from_f64(7.0); rows * ldc];
             // SAFETY: the CPU has AVX2 and FMA (checked above); A, B and C are sized as
             // matmul_packed requires.
