@@ -93,6 +93,7 @@ pub struct LossOutput {
 pub struct Workspace<T> {
     hs: Vec<T>,             // (B, S, H)  h_t = σ(x_t); during step 4, Z_t of eq. (10)'s fold
     gs: Vec<T>,             // (B, S, H)  g_t = ∂E/∂x_t, slot 0 zero
+    vs: Vec<T>,             // (B, S, H)  v_t = g_{t+1}J_t where Ω's fold needs it kept
     dy: Vec<T>,             // (B, S, O)  ∂E/∂y_t, zero where unscored
     us: Vec<T>,             // (B, S, I+1) the inputs, batch-major, then a 1; slot 0 zero
     v0: Vec<T>,             // (B, H)     ∂E/∂x_0
@@ -146,6 +147,7 @@ impl<T: Float> Workspace<T> {
         Workspace {
             hs: Vec::new(),
             gs: Vec::new(),
+            vs: Vec::new(),
             dy: Vec::new(),
             us: Vec::new(),
             v0: Vec::new(),
@@ -238,6 +240,8 @@ struct Block<'a, T> {
     n: usize,
     hs: &'a mut [T],
     gs: &'a mut [T],
+    /// Empty unless the fold reads v_t from it (see [`keeps_v`]).
+    vs: &'a mut [T],
     dy: &'a mut [T],
     us: &'a mut [T],
     v0: &'a mut [T],
@@ -277,6 +281,8 @@ fn make_blocks<'a, T: Float>(
         &mut ws.dy[..],
         &mut ws.us[..],
     );
+    let v_width = if ws.vs.is_empty() { 0 } else { s * h };
+    let mut vs = &mut ws.vs[..];
     let (mut v0, mut xf) = (&mut ws.v0[..], &mut ws.x_final[..]);
     let (mut rl, mut rs) = (&mut ws.row_loss[..], &ws.row_scale[..]);
     let (mut oc, mut ot, mut ov) = (
@@ -294,6 +300,7 @@ fn make_blocks<'a, T: Float>(
             n,
             hs: take_rows(&mut hs, n, s * h),
             gs: take_rows(&mut gs, n, s * h),
+            vs: take_rows(&mut vs, n, v_width),
             dy: take_rows(&mut dy, n, s * o),
             us: take_rows(&mut us, n, s * (i + 1)),
             v0: take_rows(&mut v0, n, h),
@@ -558,6 +565,9 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, w_rec: &Pa
             }
             // g holds v_t = g_{t+1}J_t here, before the read-out term is added.
             let v2 = if has_next { sq_norm(g) } else { 0.0 };
+            if on && has_next && !blk.vs.is_empty() {
+                blk.vs[at * h..(at + 1) * h].copy_from_slice(g);
+            }
             // Most steps are unscored: there g = v_t, and its norm is already known.
             let g2 = if on {
                 act.derivative_slice(hrow, &mut sd);
@@ -602,10 +612,10 @@ fn backward_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, w_rec: &Pa
 /// (T·B·H) storage. N is known only once every pair has been seen, hence this separate pass.
 ///
 /// v_k = (g_{k+1}·W_rec) ⊙ s_k equals the stored g_k wherever step k is unscored. At scored
-/// steps g_k also holds the read-out term, and v_k is recomputed exactly as the backward pass
-/// computed it: recovering it by subtraction would cancel catastrophically in f32 when v_k is
-/// much smaller than the read-out term. With the cost at the last step only (the synthetic
-/// tasks) no step needs the recomputation.
+/// steps g_k also holds the read-out term, and v_k is either kept from the backward pass (see
+/// [`keeps_v`]) or recomputed exactly as that pass computed it: recovering it by subtraction
+/// would cancel catastrophically in f32 when v_k is much smaller than the read-out term. With
+/// the cost at the last step only (the synthetic tasks) no step needs either.
 #[inline(always)]
 fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f64) {
     let p = ctx.p;
@@ -625,7 +635,8 @@ fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f6
             // one per step (a batch of one scored at every step: 32 matrix-vector products
             // become one matrix product).
             let first = (k0..k1).find(|&k| on(k));
-            if let Some(lo) = first {
+            let kept = !blk.vs.is_empty();
+            if let (Some(lo), false) = (first, kept) {
                 let hi = (lo..k1).rev().find(|&k| on(k)).unwrap_or(lo);
                 let a_off = (r * s + lo + 1) * h;
                 matmul_packed(blk.gs, a_off, h, hi + 1 - lo, ctx.w_rec, &mut carry, np);
@@ -639,6 +650,8 @@ fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f6
                 let hrow = &mut blk.hs[at * h..(at + 1) * h];
                 let v: &[T] = if k == 0 {
                     &blk.v0[r * h..(r + 1) * h]
+                } else if on(k) && kept {
+                    &blk.vs[at * h..(at + 1) * h]
                 } else if on(k) {
                     let c = (k - first.unwrap_or(k)) * np;
                     act.mul_derivative_slice(hrow, &carry[c..c + h], &mut vbuf);
@@ -650,6 +663,14 @@ fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>, beta: f6
             }
         }
     }
+}
+
+/// Whether the backward pass keeps v_k of the scored steps for the fold, in a (B, S, H) buffer
+/// of its own: where most steps are scored and Ω's gradient is used, recomputing them was a
+/// fourth pass over W_rec for every step (Table 2's model, H = 500, B = 32: SGD-CR 46% slower
+/// than SGD-C), which the copy saves for half again the memory of the states.
+fn keeps_v(dense_out: bool, alpha: f64) -> bool {
+    dense_out && alpha != 0.0
 }
 
 /// Slots per product in the Ω fold: 32 rows of g_{k+1} make a product with full register
@@ -764,6 +785,12 @@ pub fn loss_and_grads<T: Float>(
         .filter(|&t| block_scored(batch, 0, nb, t - 1))
         .collect();
     let dense_out = scored.len() * 4 >= s - 1;
+    let kept_v = if keeps_v(dense_out, settings.omega.alpha) {
+        product(&[nb, s, h])?
+    } else {
+        0
+    };
+    try_resize(&mut ws.vs, kept_v, T::ZERO)?;
     let (mut w_out_t, mut w_out) = (
         std::mem::take(&mut ws.w_out_t_packed),
         std::mem::take(&mut ws.w_out_packed),
