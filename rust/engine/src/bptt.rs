@@ -898,11 +898,15 @@ pub fn loss_and_grads<T: Float>(
 
 /// How many groups of examples the weight gradients are summed in: one per example up to 8
 /// (enough for a laptop's cores), fewer when the groups' extra H × H sums would pass 1/32 of
-/// the stored states (so that memory stays close to what BPTT must hold). Depends on the
-/// shapes alone, never on the thread count; a pool with more threads than groups shares each
-/// product's rows out instead.
+/// the stored states (so that memory stays close to what BPTT must hold), but two wherever
+/// the one extra sum is at most 1/8 of them: with one group, two threads had to share each
+/// product's rows, reading states the other core had written (Table 2's model, H = 500,
+/// B = 32: two threads gave 1.5× one). Depends on the shapes alone, never on the thread
+/// count; a pool with more threads than groups shares each product's rows out instead.
 fn gradient_groups(batch: usize, slots: usize, h: usize) -> usize {
-    (1 + batch * slots / (16 * h.max(1))).min(batch).clamp(1, 8)
+    let h = h.max(1);
+    let pair = if 4 * h <= batch * slots { 2 } else { 1 };
+    (1 + batch * slots / (16 * h)).max(pair).min(batch).clamp(1, 8)
 }
 
 /// One group's share of the weight gradients; the first group's ∂W_rec and ∂W_out go straight
