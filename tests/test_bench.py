@@ -34,6 +34,13 @@ def test_rows_cover_the_implementations_and_count_flops_consistently() -> None:
         assert r.vs_numpy == pytest.approx(r.updates_per_s / np_rate)
     assert any("Ω costs" in r.note for r in rows)
     assert any("end to end" in r.note for r in rows)
+    torch_rates = {r.threads: r.updates_per_s for r in rows if r.implementation == "PyTorch nn.RNN"}
+    if torch_rates:  # torch is installed: measured on both thread counts, each row vs its own
+        assert set(torch_rates) == {1, 2}
+        for r in rows:
+            if r.implementation == "rnnstab":
+                peer = torch_rates[1 if r.threads == 1 else 2]
+                assert r.vs_torch == pytest.approx(r.updates_per_s / peer)
     steal = facts["steal_fraction"]
     assert steal is None or 0.0 <= float(steal) <= 1.0  # type: ignore[arg-type]
 

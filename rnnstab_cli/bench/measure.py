@@ -490,28 +490,28 @@ def _measure_config(
     # is timed next would share its cores with them (seen: "2 threads give 0.68×"), so each
     # peer's measurement is followed by a rest.
     ref_np = ref_torch = None
+    # PyTorch on one thread, the peer of the engine's one-thread row.
+    ref_torch_1: float | None = None
     if peers:
         # The numpy peer is written for the last-step problems only.
         if not cfg.every_step:
             nu = numpy_update(cfg.hidden, cfg.inputs, N_OUT, cfg.batch, cfg.steps)
             ref_np = rate(nu, seconds)
             time.sleep(_PEERS_SPIN_DOWN_S)
-        tu = torch_update(
-            cfg.hidden,
-            cfg.inputs,
-            cfg.outputs,
-            cfg.batch,
-            cfg.steps,
-            threads,
-            scoring=cfg.scoring,
-            carry=cfg.carry,
-        )
-        if tu is not None:
-            ref_torch = rate(tu, seconds)
+        shape = (cfg.hidden, cfg.inputs, cfg.outputs, cfg.batch, cfg.steps)
+        tus = [
+            torch_update(*shape, n, scoring=cfg.scoring, carry=cfg.carry)
+            for n in sorted({threads, 1}, reverse=True)
+        ]
+        if all(tu is not None for tu in tus):
+            measured = [rate(tu, seconds) for tu in tus if tu is not None]
+            ref_torch, ref_torch_1 = measured[0], measured[-1]
             time.sleep(_PEERS_SPIN_DOWN_S)
     gf = cfg.flops / 1e9
 
     def row(impl: str, thr: int, ups: float, note: str = "") -> BenchRow:
+        # A one-thread row is compared with PyTorch on one thread.
+        torch_ref = ref_torch_1 if thr == 1 else ref_torch
         return BenchRow(
             cfg.label(),
             impl,
@@ -520,7 +520,7 @@ def _measure_config(
             ups * gf,
             100.0 * ups * gf / ceiling,
             ups / ref_np if ref_np else None,
-            ups / ref_torch if ref_torch else None,
+            ups / torch_ref if torch_ref else None,
             note,
         )
 
@@ -550,6 +550,8 @@ def _measure_config(
         rows.append(row("numpy BPTT", 0, ref_np, "hand-written, OpenBLAS"))
     if ref_torch is not None:
         rows.append(row("PyTorch nn.RNN", threads, ref_torch, "torch, CPU"))
+    if ref_torch_1 is not None and threads > 1:
+        rows.append(row("PyTorch nn.RNN", 1, ref_torch_1, "torch, CPU, one thread"))
     return rows
 
 

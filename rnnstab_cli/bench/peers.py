@@ -90,7 +90,6 @@ def torch_update(
     except ImportError:
         return None
     torch.manual_seed(seed)
-    torch.set_num_threads(threads)
     rnn = torch.nn.RNN(i, h, nonlinearity="tanh")
     head = torch.nn.Linear(h, o)
     params = list(rnn.parameters()) + list(head.parameters())
@@ -117,6 +116,9 @@ def torch_update(
         # subnormal arithmetic (3× slower here at the paper's sizes) rather than the framework.
         # Like the engine, only for the duration of the update: the setting is the thread's.
         torch.set_flush_denormal(True)
+        # The thread count is torch's global setting: set it for each update, since the
+        # benchmark times updates made with different counts in turns.
+        torch.set_num_threads(threads)
         try:
             out, last = rnn(x, state[0])
             loss = cost(out)

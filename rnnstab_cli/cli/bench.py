@@ -24,7 +24,8 @@ BENCH_HELP = "\n\n".join(
         "Rows: rnnstab on all cores and on one, with Ω (SGD-CR), rnnstab train end to end "
         "(data generation included), independent single-threaded runs on every core (a "
         "sweep's throughput), a hand-written numpy BPTT, and PyTorch's nn.RNN when torch is "
-        "installed.",
+        "installed, on all cores and on one (the engine's one-thread row is compared with "
+        "the latter).",
         "GFLOP/s count 6·T·B·(H² + H·I), plus 6·T·B·H·O where every step is scored, per "
         'update; "% ceiling" compares with a large f32 matrix product measured at the start '
         "of the run. With $RNNSTAB_SIMD capping the engine (avx2, portable), OpenBLAS, MKL "
