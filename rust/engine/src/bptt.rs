@@ -906,7 +906,10 @@ pub fn loss_and_grads<T: Float>(
 fn gradient_groups(batch: usize, slots: usize, h: usize) -> usize {
     let h = h.max(1);
     let pair = if 4 * h <= batch * slots { 2 } else { 1 };
-    (1 + batch * slots / (16 * h)).max(pair).min(batch).clamp(1, 8)
+    (1 + batch * slots / (16 * h))
+        .max(pair)
+        .min(batch)
+        .clamp(1, 8)
 }
 
 /// One group's share of the weight gradients; the first group's ∂W_rec and ∂W_out go straight
