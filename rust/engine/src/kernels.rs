@@ -554,6 +554,18 @@ pub fn sigmoid_f32_slice(xs: &mut [f32]) {
     sigmoid32::run(xs)
 }
 
+/// Deterministic operands of the products' tests: A's and B's entries in [−1, 1].
+#[cfg(test)]
+pub(crate) fn test_operands<T: Float>(a_len: usize, b_len: usize) -> (Vec<T>, Vec<T>) {
+    let a = (0..a_len)
+        .map(|i| T::from_f64(((i * 37) % 101) as f64 / 50.0 - 1.0))
+        .collect();
+    let b = (0..b_len)
+        .map(|i| T::from_f64(((i * 53) % 97) as f64 / 48.0 - 1.0))
+        .collect();
+    (a, b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,12 +625,7 @@ mod tests {
             (1, 300, 88),
             (2, 5, 20),
         ] {
-            let a: Vec<f64> = (0..rows * (k + 3))
-                .map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0)
-                .collect();
-            let m: Vec<f64> = (0..k * n)
-                .map(|i| ((i * 53) % 97) as f64 / 48.0 - 1.0)
-                .collect();
+            let (a, m) = test_operands::<f64>(rows * (k + 3), k * n);
             let mut p = PackedMatrix::new();
             p.pack(&m, k, n);
             for r in 0..k {

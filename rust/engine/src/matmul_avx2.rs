@@ -229,12 +229,7 @@ mod tests {
             (13, 100, 50),
             (20, 1, 1),
         ] {
-            let a: Vec<T> = (0..rows * (k + 2))
-                .map(|i| T::from_f64(((i * 37) % 101) as f64 / 50.0 - 1.0))
-                .collect();
-            let m: Vec<T> = (0..k * n)
-                .map(|i| T::from_f64(((i * 53) % 97) as f64 / 48.0 - 1.0))
-                .collect();
+            let (a, m) = crate::kernels::test_operands::<T>(rows * (k + 2), k * n);
             let mut p = PackedMatrix::new();
             p.pack(&m, k, n);
             let ldc = n + 3;
