@@ -48,6 +48,7 @@ class Trainer:
     def __init__(
         self,
         params: Params,
+        *,
         activation: str = "tanh",
         loss: str = "softmax_ce",
         optimizer: str = "sgd",

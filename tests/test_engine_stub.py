@@ -1,7 +1,7 @@
 """The type stub of the native module (rnnstab_cli/_engine.pyi) says what the built module has:
-the same functions, classes, methods and constants, with the same parameter names, order and
-defaults. A binding change that the stub does not follow fails here, not in a type checker's
-silence."""
+the same functions, classes, methods and constants, with the same parameter names, order,
+defaults and keyword-only markers. A binding change that the stub does not follow fails here,
+not in a type checker's silence."""
 
 from __future__ import annotations
 
@@ -17,16 +17,25 @@ from rnnstab_cli import _engine
 STUB = Path(_engine.__file__).with_name("_engine.pyi")
 
 
-def _params(fn: ast.FunctionDef) -> list[tuple[str, Any]]:
-    """(name, default) of a stub function's parameters; defaults as Python values."""
+def _params(fn: ast.FunctionDef) -> list[tuple[str, Any, bool]]:
+    """(name, default, keyword-only) of a stub function's parameters; defaults as Python
+    values."""
     args = fn.args.args
     defaults: list[Any] = [inspect.Parameter.empty] * (len(args) - len(fn.args.defaults))
     defaults += [ast.literal_eval(d) for d in fn.args.defaults]
-    return [(a.arg, d) for a, d in zip(args, defaults, strict=True) if a.arg != "self"]
+    positional = [(a.arg, d, False) for a, d in zip(args, defaults, strict=True)]
+    kw_defaults = [
+        inspect.Parameter.empty if d is None else ast.literal_eval(d) for d in fn.args.kw_defaults
+    ]
+    keyword = [(a.arg, d, True) for a, d in zip(fn.args.kwonlyargs, kw_defaults, strict=True)]
+    return [p for p in positional + keyword if p[0] != "self"]
 
 
-def _runtime(obj: Any) -> list[tuple[str, Any]]:
-    return [(p.name, p.default) for p in inspect.signature(obj).parameters.values()]
+def _runtime(obj: Any) -> list[tuple[str, Any, bool]]:
+    return [
+        (p.name, p.default, p.kind is inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(obj).parameters.values()
+    ]
 
 
 def _stub() -> ast.Module:

@@ -113,7 +113,9 @@ fn opt_state<'py, T: Float + HasDtype>(
 #[pymethods]
 impl Trainer {
     #[new]
-    #[pyo3(signature = (params, activation="tanh", loss="softmax_ce", optimizer="sgd", lr=0.01, clip="norm",
+    // Every setting by keyword: two settings of one type swapped by position would pass
+    // silently.
+    #[pyo3(signature = (params, *, activation="tanh", loss="softmax_ce", optimizer="sgd", lr=0.01, clip="norm",
                         clip_threshold=6.0, omega_alpha=0.0, omega_form="norm", time_reduction="sum",
                         momentum=0.9, rho=0.9, eps=1e-8, nonfinite="skip", threads=None, carry_state=false,
                         train_biases=true, device="cpu", clip_window=100, clip_factor=2.0,
