@@ -13,7 +13,11 @@ Params = dict[str, npt.NDArray[np.floating[Any]]]
 #: (NaN when none bounds the norm)
 Stats = tuple[float, float, float, bool, bool, int, float]
 
+ACTIVATION_GAMMA: dict[str, float]
+CLIP_MODES: tuple[str, ...]
 HAS_GPU: bool
+LOSSES: tuple[str, ...]
+OPTIMIZERS: tuple[str, ...]
 MAX_THREADS: int
 SHRINK_FLOOR: float
 __version__: str

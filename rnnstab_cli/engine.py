@@ -34,13 +34,15 @@ from rnnstab_cli.simd_env import check_simd_env as check_simd_env
 
 Params = dict[str, np.ndarray]
 
-ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear")
-LOSSES = ("softmax_ce", "mse", "bce")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad")
+#: γ, the bound on |σ'| of §2.1, per activation the engine has (its names, in its order).
+GAMMA: dict[str, float] = dict(_engine.ACTIVATION_GAMMA)
+ACTIVATIONS: tuple[str, ...] = tuple(GAMMA)
+LOSSES: tuple[str, ...] = _engine.LOSSES
+OPTIMIZERS: tuple[str, ...] = _engine.OPTIMIZERS
 INITS = ("normal", "sparse", "identity", "orthogonal")
 #: Clipping rules (rnnstab_engine::clip_rules): Algorithm 1 ("norm"), element-wise ("value"),
 #: and the adaptive ones, each defined in the engine's clip_rules module and in the README.
-CLIP_MODES = ("none", "norm", "value", "auto", "percentile", "zscore", "skip", "agc")
+CLIP_MODES: tuple[str, ...] = _engine.CLIP_MODES
 NONFINITE_POLICIES = ("skip", "shrink", "error")
 PARAM_NAMES = ("W_rec", "W_in", "b", "W_out", "b_out", "x0")
 

@@ -35,7 +35,7 @@ ComplexArray = npt.NDArray[np.complex128]
 
 #: γ = sup_x |σ'(x)| for each activation (section 2.1: "for tanh we have γ = 1 while for
 #: sigmoid we have γ = 1/4"); relu and linear have slope at most 1.
-GAMMA: Final[dict[str, float]] = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "linear": 1.0}
+GAMMA: Final[dict[str, float]] = engine.GAMMA
 
 
 def _w_rec(name: str, params: Mapping[str, np.ndarray] | np.ndarray) -> np.ndarray:

@@ -26,11 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from rnnstab_cli.engine import Trainer, spectral_radius
+from rnnstab_cli.engine import GAMMA, Trainer, spectral_radius
 from rnnstab_cli.training.config import TrainConfig
-
-#: γ, the bound on |σ'| (§2.1).
-GAMMA = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "linear": 1.0}
 
 
 def gradient_flow(trainer: Trainer, config: TrainConfig, omega_pairs: float) -> dict[str, Any]:

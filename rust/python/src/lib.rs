@@ -9,7 +9,7 @@ mod trainer;
 
 use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 use rnnstab_engine as eng;
 use rnnstab_engine::{Float, InitialState};
 
@@ -227,6 +227,22 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HAS_GPU", cfg!(feature = "gpu"))?;
     m.add("MAX_THREADS", eng::MAX_THREADS)?;
     m.add("SHRINK_FLOOR", eng::SHRINK_FLOOR)?;
+    // The names the engine accepts, from the lists its own errors quote, so that the command
+    // line offers exactly these; and γ per activation (§2.1), for the diagnostics and figures.
+    let gamma = PyDict::new(m.py());
+    for name in names(eng::Activation::CHOICES) {
+        let act = eng::Activation::parse(name).map_err(engine_err)?;
+        gamma.set_item(name, act.gamma())?;
+    }
+    m.add("ACTIVATION_GAMMA", gamma)?;
+    m.add("LOSSES", PyTuple::new(m.py(), names(eng::Loss::CHOICES))?)?;
+    m.add("OPTIMIZERS", PyTuple::new(m.py(), names(eng::OptimizerKind::CHOICES))?)?;
+    m.add("CLIP_MODES", PyTuple::new(m.py(), names(eng::CLIP_NAMES))?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
+}
+
+/// The names of an "a, b, c" list.
+fn names(list: &'static str) -> Vec<&'static str> {
+    list.split(", ").collect()
 }
