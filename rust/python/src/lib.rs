@@ -236,7 +236,10 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add("ACTIVATION_GAMMA", gamma)?;
     m.add("LOSSES", PyTuple::new(m.py(), names(eng::Loss::CHOICES))?)?;
-    m.add("OPTIMIZERS", PyTuple::new(m.py(), names(eng::OptimizerKind::CHOICES))?)?;
+    m.add(
+        "OPTIMIZERS",
+        PyTuple::new(m.py(), names(eng::OptimizerKind::CHOICES))?,
+    )?;
     m.add("CLIP_MODES", PyTuple::new(m.py(), names(eng::CLIP_NAMES))?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
