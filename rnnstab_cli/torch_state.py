@@ -26,7 +26,7 @@ piano rolls), the dtype, the rnnstab version, and the run's full config (JSON) w
 ptb-char, its symbols: so an exported file imports back without any option.
 
 Derivation. rnnstab runs eq. (2), ``x_t = W_rec·σ(x_{t−1}) + W_in·u_t + b`` from ``x_0 = 0``,
-and reads out from the activated state, ``y_t = W_out·σ(x_t) + b_out`` (``bptt.rs::forward``).
+and reads out from the activated state, ``y_t = W_out·σ(x_t) + b_out`` (``bptt/infer.rs::forward``).
 With ``h_t = σ(x_t)`` this is ``h_t = σ(W_in·u_t + b + W_rec·h_{t−1})``, ``y_t = W_out·h_t +
 b_out``: torch's ``h_t = tanh(W_ih·u_t + b_ih + W_hh·h_{t−1} + b_hh)`` and ``Linear`` with
 

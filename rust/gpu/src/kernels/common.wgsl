@@ -1,7 +1,7 @@
 // Declarations shared by every rnnstab kernel: the configuration, the buffers, σ of eq. (2)
 // and the per-step losses. Every kernel file is compiled as `common.wgsl` + itself.
 //
-// Layouts (row-major, as in the CPU engine, rust/engine/src/bptt.rs):
+// Layouts (row-major, as in the CPU engine, rust/engine/src/bptt/workspace.rs):
 //   theta, grad, opt_state  θ = [W_rec (H,H) | W_in (H,I) | b (H) | W_out (O,H) | b_out (O)]
 //   batch                   [u (T,B,I) | targets (T,B) class index as f32, or (T,B,O) | mask (T,B)
 //                           | row_scale (B)]
