@@ -33,8 +33,8 @@ from rnnstab_cli.sweep.local import _CONTEXT, _make_executor, default_jobs
 from rnnstab_cli.sweep.spec import run_id
 from rnnstab_cli.sweep.worker import RunTask
 from rnnstab_cli.training.config import TrainConfig, resolve_config
-from rnnstab_cli.training.loop import run_training
 from rnnstab_cli.training.records import ChunkReport, EvalRecord
+from rnnstab_cli.training.synthetic.loop import run_training
 
 
 def make_tasks(runs: int, updates: int, length: int, seed0: int = 0) -> list[RunTask]:

@@ -74,8 +74,8 @@ def test_json_lines_parse(capsys: pytest.CaptureFixture[str], small: Path) -> No
 def test_solved_exits_0(
     capsys: pytest.CaptureFixture[str], small: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rnnstab_cli.training import loop
-    from rnnstab_cli.training.evaluate import ErrorMeasurement, Judgement
+    from rnnstab_cli.training.synthetic import loop
+    from rnnstab_cli.training.synthetic.evaluate import ErrorMeasurement, Judgement
 
     def perfect(*args: Any, **kw: Any) -> Judgement:
         return Judgement(ErrorMeasurement(0, 200, 12), full=True)

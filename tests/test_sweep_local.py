@@ -21,7 +21,7 @@ from rnnstab_cli.cli.common import EXIT_CHECKPOINT, EXIT_INTERRUPTED, EXIT_USAGE
 from rnnstab_cli.sweep.spec import expand, load_spec
 from rnnstab_cli.training.checkpoint import load_checkpoint
 from rnnstab_cli.training.config import TrainConfig
-from rnnstab_cli.training.loop import run_training
+from rnnstab_cli.training.synthetic.loop import run_training
 
 RNNSTAB = [sys.executable, "-c", "import sys; from rnnstab_cli.cli import main; sys.exit(main())"]
 

@@ -1,4 +1,4 @@
-"""Chunks of training batches: padding, determinism, prefetching (training/batches.py)."""
+"""Chunks of training batches: padding, determinism, prefetching (training/synthetic/batches.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from rnnstab_cli.taskgen import make_task
-from rnnstab_cli.training.batches import STREAM_TRAIN, ChunkSource, make_chunk, pad_and_stack
 from rnnstab_cli.training.config import LengthRange
+from rnnstab_cli.training.synthetic.batches import (
+    STREAM_TRAIN,
+    ChunkSource,
+    make_chunk,
+    pad_and_stack,
+)
 
 F32 = np.dtype("float32")
 

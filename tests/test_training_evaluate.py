@@ -1,5 +1,5 @@
 """The success decision: screen first, declare "solved" only on the full sample
-(training/evaluate.py)."""
+(training/synthetic/evaluate.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import pytest
 
 from rnnstab_cli import engine
 from rnnstab_cli.taskgen import make_task
-from rnnstab_cli.training import evaluate
-from rnnstab_cli.training.evaluate import ErrorMeasurement, Judgement, judge, measure_error
+from rnnstab_cli.training.synthetic import evaluate
+from rnnstab_cli.training.synthetic.evaluate import (
+    ErrorMeasurement,
+    Judgement,
+    judge,
+    measure_error,
+)
 
 
 def test_criterion_is_at_most_one_percent() -> None:
@@ -99,7 +104,7 @@ def test_a_length_range_is_tested_over_the_whole_range() -> None:
     the longest: sequences of several different lengths appear in one measurement."""
     from rnnstab_cli import engine
     from rnnstab_cli.taskgen import make_task
-    from rnnstab_cli.training.evaluate import measure_error
+    from rnnstab_cli.training.synthetic.evaluate import measure_error
 
     task = make_task("temporal-order")
     seen: list[int] = []

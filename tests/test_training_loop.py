@@ -1,4 +1,4 @@
-"""The training loop: resume bit-identity, Ctrl-C, stopping (training/loop.py)."""
+"""The training loop: resume bit-identity, Ctrl-C, stopping (training/synthetic/loop.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 
 from rnnstab_cli import engine
 from rnnstab_cli.errors import CheckpointError, UsageError
-from rnnstab_cli.training import loop
 from rnnstab_cli.training.checkpoint import load_checkpoint
 from rnnstab_cli.training.config import TrainConfig, resolve_config
-from rnnstab_cli.training.evaluate import ErrorMeasurement, Judgement
 from rnnstab_cli.training.records import ChunkReport, EvalRecord, TrainingInterrupted
+from rnnstab_cli.training.synthetic import loop
+from rnnstab_cli.training.synthetic.evaluate import ErrorMeasurement, Judgement
 
 
 def tiny(**over: Any) -> TrainConfig:

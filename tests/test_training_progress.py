@@ -7,8 +7,8 @@ import io
 from rich.console import Console
 
 from rnnstab_cli.training.config import resolve_config
-from rnnstab_cli.training.loop import run_training
 from rnnstab_cli.training.progress import LogProgress, RichProgress, make_progress
+from rnnstab_cli.training.synthetic.loop import run_training
 
 CFG = resolve_config(
     {"task": "temporal-order", "len": "10:14", "hidden": 4, "batch": 4, "max_updates": 60,

@@ -292,7 +292,7 @@ def train_rate(cfg: BenchConfig, threads: int, seconds: float, base: float) -> f
     starts, once per run, while a real run's hundreds of thousands of updates are all
     steady state."""
     from rnnstab_cli.training.config import DEFAULT_CHUNK, resolve_config
-    from rnnstab_cli.training.loop import run_training
+    from rnnstab_cli.training.synthetic.loop import run_training
 
     if cfg.inputs != 6:
         return None

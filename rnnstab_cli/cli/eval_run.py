@@ -18,7 +18,6 @@ from rnnstab_cli.resources import forward_bytes, model_bytes, require
 from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, TEST_SEQUENCES, Task
 from rnnstab_cli.training.checkpoint import load_checkpoint, read_state
 from rnnstab_cli.training.config import MAX_TEST_SEQUENCES, TrainConfig
-from rnnstab_cli.training.evaluate import EVAL_BATCH, eval_command_rng, measure_error
 from rnnstab_cli.training.natural import (
     is_natural_checkpoint,
     load_natural_checkpoint,
@@ -26,6 +25,7 @@ from rnnstab_cli.training.natural import (
     score_split,
 )
 from rnnstab_cli.training.natural.data import SPLITS
+from rnnstab_cli.training.synthetic.evaluate import EVAL_BATCH, eval_command_rng, measure_error
 
 
 def _check_memory(cfg: TrainConfig, task: Task, length: int, n: int) -> None:

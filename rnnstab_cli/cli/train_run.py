@@ -26,7 +26,6 @@ from rnnstab_cli.taskgen import SOLVED_ERROR_RATE
 from rnnstab_cli.training.config import (
     resolve_config,
 )
-from rnnstab_cli.training.loop import run_training
 from rnnstab_cli.training.natural import (
     EpochRecord,
     NaturalConfig,
@@ -41,6 +40,7 @@ from rnnstab_cli.training.natural.progress import make_natural_progress
 from rnnstab_cli.training.progress import make_progress
 from rnnstab_cli.training.records import EvalRecord, RunResult, TrainingInterrupted
 from rnnstab_cli.training.resume import resumed_config, resumed_natural_config
+from rnnstab_cli.training.synthetic.loop import run_training
 
 
 def _duration(seconds: float) -> str:

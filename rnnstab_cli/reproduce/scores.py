@@ -17,7 +17,7 @@ from typing import Final
 from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.taskgen import TEST_SEQUENCES
 from rnnstab_cli.training.checkpoint import load_checkpoint
-from rnnstab_cli.training.evaluate import eval_command_rng, measure_error
+from rnnstab_cli.training.synthetic.evaluate import eval_command_rng, measure_error
 
 __all__ = ["Score", "ScoreStore", "score_run"]
 

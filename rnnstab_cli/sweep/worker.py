@@ -31,7 +31,7 @@ from rnnstab_cli.errors import CheckpointError, RnnstabError
 from rnnstab_cli.sweep.store import utc_now
 from rnnstab_cli.training.checkpoint import has_checkpoint, load_checkpoint
 from rnnstab_cli.training.config import TrainConfig
-from rnnstab_cli.training.loop import run_training
+from rnnstab_cli.training.synthetic.loop import run_training
 
 try:  # POSIX only; elsewhere runs are not locked (one sweep per store is then on the user)
     import fcntl

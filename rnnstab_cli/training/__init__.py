@@ -1,8 +1,15 @@
-"""Training runs for the paper's synthetic tasks, independent of the command line.
+"""Training runs, independent of the command line.
 
-The public face: :func:`run_training` (one run, in-process), :class:`TrainConfig` and
-:func:`resolve_config` (presets < config file < overrides, with the paper's method names), the
-records a run reports, and checkpoint reading for evaluation.
+The top level holds what every kind of run shares: the settings (:mod:`.model_settings`,
+:mod:`.value_checks`, and :mod:`.config` with the presets, config files and the synthetic
+tasks' :class:`TrainConfig`), the session around a loop (:mod:`.run_session`), checkpoint I/O
+(:mod:`.checkpoint`, :mod:`.resume`, :mod:`.transfer`), and the records and progress display.
+:mod:`.synthetic` trains the paper's synthetic (pathological) tasks update by update;
+:mod:`.natural` trains its natural tasks epoch by epoch.
+
+The public face, for the synthetic tasks: :func:`run_training` (one run, in-process),
+:class:`TrainConfig` and :func:`resolve_config` (presets < config file < overrides, with the
+paper's method names), the records a run reports, and checkpoint reading for evaluation.
 """
 
 from __future__ import annotations
@@ -21,7 +28,6 @@ if TYPE_CHECKING:
         preset_names,
         resolve_config,
     )
-    from rnnstab_cli.training.loop import TrainingDiverged, run_training
     from rnnstab_cli.training.records import (
         ChunkReport,
         EvalRecord,
@@ -29,6 +35,7 @@ if TYPE_CHECKING:
         RunResult,
         TrainingInterrupted,
     )
+    from rnnstab_cli.training.synthetic.loop import TrainingDiverged, run_training
 
 #: Where each public name lives. They are imported on first use, so that importing one
 #: submodule (the presets' config, say) does not load the training loop and checkpoints too.
@@ -43,8 +50,8 @@ _EXPORTS: dict[str, str] = {
     "parse_length": "config",
     "preset_names": "config",
     "resolve_config": "config",
-    "TrainingDiverged": "loop",
-    "run_training": "loop",
+    "TrainingDiverged": "synthetic.loop",
+    "run_training": "synthetic.loop",
     "ChunkReport": "records",
     "EvalRecord": "records",
     "ProgressSink": "records",

@@ -46,7 +46,6 @@ from rnnstab_cli.preset_files import preset_dir, preset_path
 from rnnstab_cli.resources import batches_bytes, bptt_bytes, forward_bytes, model_bytes, require
 from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, TASK_NAMES, TEST_SEQUENCES, Task, make_task
 from rnnstab_cli.toml_files import read_toml
-from rnnstab_cli.training.evaluate import EVAL_BATCH
 from rnnstab_cli.training.model_settings import (
     DTYPES,
     METHODS,
@@ -54,6 +53,7 @@ from rnnstab_cli.training.model_settings import (
     check_clip_rule,
     clip_keys_unused,
 )
+from rnnstab_cli.training.synthetic.evaluate import EVAL_BATCH
 from rnnstab_cli.training.value_checks import (
     choice,
     finite_at_least,
@@ -247,7 +247,7 @@ class TrainConfig(ModelSettings):
     threads: int | None = None
     dtype: str = "float32"
     device: str = "cpu"
-    diagnostics: bool = True  # measured cost: ~0.1% of training time (see diagnostics.py)
+    diagnostics: bool = True  # measured cost: ~0.1% of training time (see synthetic/diagnostics.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task_options", dict(self.task_options))
@@ -320,7 +320,7 @@ class TrainConfig(ModelSettings):
     @property
     def eval_length(self) -> int:
         """The longest test length; for a range, test lengths are drawn from all of it
-        (see :func:`~.evaluate.measure_error`)."""
+        (see :func:`~.synthetic.evaluate.measure_error`)."""
         return self.length.hi
 
     @property

@@ -73,7 +73,7 @@ class EvalRecord:
     lr: float
     alpha: float
     solved: bool
-    #: Gradient-flow diagnostics (``--diagnostics``), see :mod:`.diagnostics`.
+    #: Gradient-flow diagnostics (``--diagnostics``), see :mod:`.synthetic.diagnostics`.
     diagnostics: Mapping[str, Any] | None = None
     #: The clipping rule's threshold in force, averaged over the period's updates that had one
     #: (NaN → null: no clipping, or an adaptive rule still in its warm-up).

@@ -1,4 +1,4 @@
-"""What every training session does around its loop, synthetic (:mod:`.loop`) or natural
+"""What every training session does around its loop, synthetic (:mod:`.synthetic.loop`) or natural
 (:mod:`.natural.loop`): build the engine's trainer from the config, start fresh or pick up a
 checkpoint, keep the wall clock across sessions, undo an update that Ctrl-C cut short, and
 save on the way out.

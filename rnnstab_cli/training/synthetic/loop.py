@@ -25,7 +25,6 @@ import numpy as np
 
 from rnnstab_cli.engine import Trainer, spectral_radius
 from rnnstab_cli.taskgen import Task
-from rnnstab_cli.training.batches import ChunkSource
 from rnnstab_cli.training.checkpoint import (
     Checkpoint,
     PeriodTotals,
@@ -35,8 +34,6 @@ from rnnstab_cli.training.checkpoint import (
     save_checkpoint,
 )
 from rnnstab_cli.training.config import TRAJECTORY_KEYS, VERDICT_KEYS, TrainConfig
-from rnnstab_cli.training.diagnostics import gradient_flow
-from rnnstab_cli.training.evaluate import judge
 from rnnstab_cli.training.model_settings import BASIC_CLIP_MODES, CLIP_RULE_KEYS
 from rnnstab_cli.training.records import ChunkReport, EvalRecord, ProgressSink, RunResult
 from rnnstab_cli.training.run_session import (
@@ -52,6 +49,9 @@ from rnnstab_cli.training.run_session import (
     restore_optimizer,
     resume_dir,
 )
+from rnnstab_cli.training.synthetic.batches import ChunkSource
+from rnnstab_cli.training.synthetic.diagnostics import gradient_flow
+from rnnstab_cli.training.synthetic.evaluate import judge
 
 __all__ = ["EvalCallback", "TrainingDiverged", "check_resumable", "run_training"]
 
@@ -200,9 +200,10 @@ def run_training(
 
     ``out_dir``: keep a checkpoint there (saved at every evaluation, at the end and on Ctrl-C).
     ``resume``: continue the checkpoint in ``out_dir``; ``config`` must agree with it on every
-    setting that shapes the trajectory (:data:`~.config.TRAJECTORY_KEYS`), and may change the
-    budget, the evaluation schedule and the thread count. ``on_eval`` is called with each
-    evaluation's record after it is checkpointed; ``progress`` receives every event.
+    setting that shapes the trajectory
+    (:data:`~rnnstab_cli.training.config.TRAJECTORY_KEYS`), and may change the budget, the
+    evaluation schedule and the thread count. ``on_eval`` is called with each evaluation's
+    record after it is checkpointed; ``progress`` receives every event.
 
     Raises UsageError/CheckpointError for bad settings or checkpoints, TrainingDiverged when
     the ``nonfinite = "error"`` policy fires, and :class:`TrainingInterrupted` (a
