@@ -229,9 +229,12 @@ def _run(
             on_run=display.run,
         )
         display.finish()
-        missing = len(campaign.missing())
+        missing = len(campaign.missing()) + len(campaign.missing_natural())
         spent = campaign.core_seconds()
         failed = progress.failed
+        # Natural-task runs are neither solved nor unsolved: they train until their budget or
+        # early stopping ends them.
+        trained = progress.ran - progress.solved - progress.unsolved - failed
     for text in progress.notes[:-1]:
         note(f"note: {text}")
     summary: dict[str, Any] = {
@@ -242,6 +245,7 @@ def _run(
         "ran": progress.ran,
         "solved": progress.solved,
         "unsolved": progress.unsolved,
+        "trained": trained,
         "failed": failed,
         "missing": missing,
         "core_hours": round(spent / 3600, 3),
@@ -252,7 +256,9 @@ def _run(
     else:
         print(
             f"reproduce {', '.join(sections)}: {progress.ran} runs stored now "
-            f"({progress.solved} solved, {progress.unsolved} unsolved, {failed} failed), "
+            f"({progress.solved} solved, {progress.unsolved} unsolved, "
+            + (f"{trained} trained to their budget or early stop, " if trained else "")
+            + f"{failed} failed), "
             f"{missing} still to run; {_hours(spent)} core-hours in all. "
             f"Report: rnnstab reproduce report {root}",
             flush=True,
