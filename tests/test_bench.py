@@ -68,6 +68,15 @@ def test_memory_is_measured_against_what_bptt_must_hold() -> None:
     assert 0.5 * needed < used < 3 * needed
 
 
+def test_memory_counts_the_kept_v_where_every_step_is_scored() -> None:
+    # Every step scored, trained with Ω: the engine keeps v_t beside h_t and g_t.
+    cfg = BenchConfig(64, 6, 32, 100, "every")
+    used, needed = update_memory(cfg)
+    params = 64 * 64 + 64 * 6 + 64 + 6 * 64 + 6
+    assert needed == 4 * (3 * 32 * 101 * 64 + 32 * 101 * (6 + 6) + params)
+    assert 0.5 * needed < used < 3 * needed
+
+
 def test_config_parsing() -> None:
     assert BenchConfig.parse("50,6,20,200") == BenchConfig(50, 6, 20, 200)
     assert BenchConfig.parse("500,50,32,200,every,carry") == BenchConfig(

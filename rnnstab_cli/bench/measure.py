@@ -352,14 +352,16 @@ def update_memory(cfg: BenchConfig) -> tuple[float, float]:
     in a fresh process, after the parameters and the batch exist (Linux only). Needed: what
     BPTT as the engine does it must hold — h_t and g_t for every step and example (the weight
     gradients are products over all of them at the end), the inputs and output gradients, and
-    the parameters' gradient."""
+    the parameters' gradient; with every step scored, v_t too, which the engine keeps for Ω's
+    gradient (the measurement trains with Ω) instead of recomputing it."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
         before, peak = pool.apply(_memory_worker, (cfg,))
     h, i, b, s = cfg.hidden, cfg.inputs, cfg.batch, cfg.steps + 1
     o = cfg.outputs
     n_params = h * h + h * i + h + o * h + o
-    needed = 4 * (2 * b * s * h + b * s * (i + o) + n_params)
+    states = 3 if cfg.every_step else 2  # h_t, g_t, and v_t where it is kept
+    needed = 4 * (states * b * s * h + b * s * (i + o) + n_params)
     return float(max(peak - before, 0)), float(needed)
 
 
