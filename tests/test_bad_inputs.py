@@ -740,6 +740,12 @@ def on_natural_eval(damage: Callable[[Env], Path]) -> Argv:
     return lambda e: ["eval", str(damage(e)), "--split", "valid", "--data", str(e.ptb)]
 
 
+def dropped_without_best(state: dict[str, Any]) -> None:
+    """A best-only checkpoint (drop_last_params) whose best parameters are gone too."""
+    state["last_params_dropped"] = True
+    del state["files"]["params"], state["files"]["best"]
+
+
 def nan_w_rec(a: dict[str, np.ndarray]) -> None:
     a["W_rec"] = a["W_rec"].copy()
     a["W_rec"][0, 0] = np.nan
@@ -1005,6 +1011,27 @@ CHECKPOINTS = [
         ),
         CKPT,
         "carried state",
+    ),
+    case(
+        "nck-dropped-not-bool",
+        on_natural_eval(state_edit(set_path("last_params_dropped", "yes"), "nck")),
+        CKPT,
+        "{nck}",
+        "last_params_dropped",
+    ),
+    case(
+        "nck-dropped-but-listed",
+        on_natural_eval(state_edit(set_path("last_params_dropped", True), "nck")),
+        CKPT,
+        "{nck}",
+        "says were dropped",
+    ),
+    case(
+        "nck-dropped-without-best",
+        on_natural_eval(state_edit(dropped_without_best, "nck")),
+        CKPT,
+        "{nck}",
+        "kept only its best parameters but has none",
     ),
 ]
 

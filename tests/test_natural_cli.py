@@ -16,7 +16,15 @@ import scipy.io
 from rnnstab_cli.cli import main
 from rnnstab_cli.cli.common import EXIT_CHECKPOINT, EXIT_DATA, EXIT_OK, EXIT_USAGE
 from rnnstab_cli.datasets import DATA_ENV, load_music, load_ptb_char, num_segments
+from rnnstab_cli.errors import CheckpointError
+from rnnstab_cli.training.checkpoint import BEST_ONLY_FORMAT_VERSION, FORMAT_VERSION, model_shapes
+from rnnstab_cli.training.natural import checkpoint as natural_checkpoint
 from rnnstab_cli.training.natural import load_natural_checkpoint
+from rnnstab_cli.training.natural.checkpoint import (
+    NaturalCheckpoint,
+    drop_last_params,
+    save_natural_checkpoint,
+)
 
 DATA = Path("/work/shared/data")
 needs_data = pytest.mark.skipif(
@@ -276,3 +284,171 @@ def test_early_stopping_keeps_the_best_parameters(
     for name, value in params_at[1].items():  # the parameters scored after epoch 1
         np.testing.assert_array_equal(ck.best_params[name], value)
     assert not np.array_equal(ck.params["W_rec"], ck.best_params["W_rec"])
+
+
+# --------------------------------------------------------------------------------------------
+# A finished run that keeps only its best parameters (drop_last_params)
+
+
+def tiny_music(tmp_path: Path) -> Path:
+    """Three random piano rolls of 30 steps as every split: a run of a few updates an epoch,
+    without the real data sets."""
+    rolls = np.zeros((1, 3), dtype=object)
+    for i in range(3):
+        rolls[0, i] = (np.random.default_rng(i).random((30, 88)) < 0.1).astype(np.uint8)
+    mat = tmp_path / "tiny.mat"
+    scipy.io.savemat(mat, {"traindata": rolls, "validdata": rolls, "testdata": rolls})
+    return mat
+
+
+def tiny_finished_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Path:
+    """`rnnstab train` of a 12-unit music model to its 2-epoch budget."""
+    ck = tmp_path / "ck"
+    code, _, err = run(
+        capsys, "train", "--task", "music-jsb", "--data", str(tiny_music(tmp_path)),
+        "--epochs", "2", "--out", str(ck), *TINY,
+    )  # fmt: skip
+    assert code == EXIT_OK, err
+    return ck
+
+
+def files_of(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def test_a_finished_run_keeps_only_its_best_parameters_and_evaluates_as_before(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ck = tiny_finished_run(capsys, tmp_path)
+    evaluate = ["eval", str(ck), "--split", "valid", "--split", "test", "--json"]
+    code, out, _ = run(capsys, *evaluate)
+    assert code == EXIT_OK
+    before = json_lines(out)
+    assert [r["params"] for r in before] == ["best", "best"]
+    full = load_natural_checkpoint(ck)
+    assert full.params is not None and full.best_params is not None
+    params_file = next(ck.glob("params-*.safetensors"))
+    assert json.loads((ck / "state.json").read_text())["format_version"] == FORMAT_VERSION
+
+    assert drop_last_params(ck) is True
+    assert not params_file.exists() and not list(ck.glob("params-*"))
+    state = json.loads((ck / "state.json").read_text())
+    assert "params" not in state["files"] and "best" in state["files"]
+    assert state["last_params_dropped"] is True
+    assert state["format_version"] == BEST_ONLY_FORMAT_VERSION
+    best_only = load_natural_checkpoint(ck)
+    assert best_only.params is None and best_only.state == full.state
+    assert best_only.best_params is not None
+    for name, value in full.best_params.items():
+        np.testing.assert_array_equal(best_only.best_params[name], value, err_msg=name)
+    # `rnnstab eval` scores the same best parameters to the same figures.
+    code, out, _ = run(capsys, *evaluate)
+    assert code == EXIT_OK
+    assert json_lines(out) == before
+    export = ["export", str(ck), "--sigmoid-as-tanh"]  # the music presets' units are sigmoid
+    code, out, err = run(capsys, *export, "-o", str(tmp_path / "m.safetensors"), "--json")
+    assert code == EXIT_OK, err
+    assert json_lines(out)[0]["params"] == "best"
+
+    # Idempotent: a second call finds nothing to drop and changes no file.
+    files = files_of(ck)
+    assert drop_last_params(ck) is True
+    assert files_of(ck) == files
+
+    # What needs the last parameters is a one-line checkpoint error, never a traceback.
+    code, _, err = run(capsys, "eval", str(ck), "--split", "valid", "--last")
+    assert code == EXIT_CHECKPOINT
+    assert_one_line_error(err, str(ck), "kept only its best", "--last")
+    code, _, err = run(capsys, *export, "--last", "-o", str(tmp_path / "x.safetensors"))
+    assert code == EXIT_CHECKPOINT
+    assert_one_line_error(err, "kept only its best", "--last")
+    assert not (tmp_path / "x.safetensors").exists()
+    for more in ([], ["--epochs", "4"]):  # the same budget, or a larger one
+        code, _, err = run(capsys, "train", "--resume", str(ck), *more, "-q")
+        assert code == EXIT_CHECKPOINT
+        assert_one_line_error(err, str(ck), "kept only its best", "cannot be continued")
+    assert files_of(ck) == files
+
+
+def test_a_run_that_is_not_finished_keeps_its_last_parameters(tmp_path: Path) -> None:
+    """Interrupted after epoch 1 of 3, a run has best parameters but is not finished: it is
+    left alone and continues; once finished, its last parameters can go."""
+    from rnnstab_cli.training.natural import resolve_natural_config, run_natural
+
+    mat = tiny_music(tmp_path)
+    cfg = resolve_natural_config(
+        {"task": "music-jsb", "data": str(mat), "epochs": 3, "hidden": 8, "seq_len": 25}
+    )
+    ck = tmp_path / "ck"
+
+    def stop_after_epoch_1(record: object) -> None:
+        if getattr(record, "epoch", 0) == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_natural(cfg, out_dir=ck, on_epoch=stop_after_epoch_1)
+    part = load_natural_checkpoint(ck)
+    assert part.state.epochs_done == 1 and part.best_params is not None
+    assert part.state.outcome(part.config) is None
+    files = files_of(ck)
+    assert drop_last_params(ck) is False
+    assert files_of(ck) == files
+    result = run_natural(cfg, out_dir=ck, resume=True)
+    assert (result.outcome, result.epochs_done) == ("epochs_done", 3)
+    assert drop_last_params(ck) is True
+    assert load_natural_checkpoint(ck).params is None
+    with pytest.raises(CheckpointError, match="cannot be continued"):
+        run_natural(cfg.replace(epochs=5), out_dir=ck, resume=True)
+
+
+def test_a_finished_run_without_best_parameters_keeps_its_last_ones(tmp_path: Path) -> None:
+    """A run whose budget ended before any trained model was scored has only its last
+    parameters: they stay."""
+    from rnnstab_cli.training.natural import resolve_natural_config
+    from rnnstab_cli.training.natural.state import NaturalState
+
+    cfg = resolve_natural_config(
+        {"task": "music-jsb", "data": str(tiny_music(tmp_path)), "epochs": 1, "hidden": 8}
+    )
+    params = {k: np.zeros(s, cfg.dtype) for k, s in model_shapes(8, 88, 88).items()}
+    state = NaturalState(lr=cfg.lr, epochs_done=1)
+    ck = tmp_path / "ck"
+    save_natural_checkpoint(ck, NaturalCheckpoint(cfg, params, None, state), [])
+    assert load_natural_checkpoint(ck).state.outcome(cfg) == "epochs_done"
+    files = files_of(ck)
+    assert drop_last_params(ck) is False
+    assert files_of(ck) == files
+
+
+def test_a_crash_after_the_state_is_replaced_leaves_a_loadable_checkpoint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between writing the new state.json and removing the params file: the checkpoint
+    loads as best-only and evaluates; the next call removes the leftover file."""
+    ck = tiny_finished_run(capsys, tmp_path)
+    evaluate = ["eval", str(ck), "--split", "valid", "--json"]
+    code, out, _ = run(capsys, *evaluate)
+    assert code == EXIT_OK
+    before = json_lines(out)
+    params_file = next(ck.glob("params-*.safetensors"))
+
+    class Crash(BaseException):
+        pass
+
+    real = natural_checkpoint.replace_state
+
+    def replace_then_crash(directory: Path, state: dict) -> None:
+        real(directory, state)
+        raise Crash
+
+    with monkeypatch.context() as m:
+        m.setattr(natural_checkpoint, "replace_state", replace_then_crash)
+        with pytest.raises(Crash):
+            drop_last_params(ck)
+    assert params_file.exists()  # not removed: the crash came first
+    assert "params" not in json.loads((ck / "state.json").read_text())["files"]
+    assert load_natural_checkpoint(ck).params is None
+    code, out, _ = run(capsys, *evaluate)
+    assert code == EXIT_OK and json_lines(out) == before
+    assert drop_last_params(ck) is True
+    assert not params_file.exists()

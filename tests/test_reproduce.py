@@ -450,6 +450,9 @@ def test_committed_report_regenerates_from_committed_evidence(tmp_path: Path) ->
 
 
 def test_committed_evidence_is_small_and_its_models_load() -> None:
+    from rnnstab_cli.reproduce.natural import NATURAL_STUDIES, NaturalStore
+    from rnnstab_cli.training.natural import load_natural_checkpoint
+
     files = [p for p in COMMITTED.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) <= 25 * 2**20
     assert not [p for p in files if p.name.endswith(("-wal", "-shm", ".tmp"))]
@@ -462,6 +465,18 @@ def test_committed_evidence_is_small_and_its_models_load() -> None:
         for r in rows:
             assert r.run_dir is not None
             assert load_checkpoint(COMMITTED / section / r.run_dir).state.updates == r.updates
+    # Tables 1-2: every stored run loads with its best parameters, whether it was committed
+    # with its last ones too (format version 1) or without (version 2).
+    for section in NATURAL_STUDIES:
+        natural = NaturalStore.open(COMMITTED / section / "store.db", readonly=True)
+        if natural is None:
+            continue
+        try:
+            for n in natural.rows():
+                ck = load_natural_checkpoint(COMMITTED / section / n.run_dir)
+                assert ck.state.updates == n.updates and ck.best_params is not None
+        finally:
+            natural.close()
 
 
 def test_static_studies_cover_every_claim_section() -> None:
@@ -507,13 +522,14 @@ DATA = Path("/work/shared/data")
 
 @pytest.mark.skipif(not DATA.exists(), reason=f"the real data sets are not at {DATA}")
 def test_natural_section_trains_scores_and_reports(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`reproduce music` with Table 1's Nottingham runs made tiny (a slice of the real file,
     12 units, 2 epochs): each method trained, scored as `rnnstab eval --split` scores it,
-    stored once, and reported against the paper's figures."""
+    stored once keeping only its best parameters, and reported against the paper's
+    figures."""
     from rnnstab_cli.reproduce import natural as natural_mod
-    from rnnstab_cli.training.natural import resolve_natural_config
+    from rnnstab_cli.training.natural import load_natural_checkpoint, resolve_natural_config
     from tests.test_natural_cli import music_slice
 
     data = tmp_path / "data"
@@ -534,10 +550,21 @@ def test_natural_section_trains_scores_and_reports(
         ]  # fmt: skip
 
     monkeypatch.setattr(campaign_mod, "plan_natural", tiny_plan)
+    real_drop = campaign_mod.drop_last_params
+    missed: list[Path] = []
+
+    def drop_all_but_the_first(run_dir: Path) -> bool:
+        if not missed:  # as if killed between storing this run and dropping its parameters
+            missed.append(Path(run_dir).resolve())
+            return False
+        return real_drop(run_dir)
+
+    monkeypatch.setattr(campaign_mod, "drop_last_params", drop_all_but_the_first)
     root = tmp_path / "repro"
     with Campaign(root, ["music"], data=str(data)) as c:
         progress = run_campaign(c, jobs=2)
         assert progress.ran == 3 and not progress.interrupted
+    monkeypatch.setattr(campaign_mod, "drop_last_params", real_drop)
     store = natural_mod.NaturalStore.open(root / "music" / "store.db", readonly=True)
     assert store is not None
     rows = store.rows()
@@ -545,17 +572,28 @@ def test_natural_section_trains_scores_and_reports(
     assert sorted(r.method for r in rows) == ["sgd", "sgd-c", "sgd-cr"]
     for r in rows:
         assert r.epochs == 2 and r.test is not None and r.train is not None
+        run_dir = root / "music" / r.run_dir
+        kept_last = run_dir.resolve() in missed
+        assert bool(list(run_dir.glob("params-*"))) == kept_last and list(run_dir.glob("best-*"))
+        assert (load_natural_checkpoint(run_dir).params is not None) == kept_last
+    assert len(missed) == 1
     # The stored test figure is what `rnnstab eval --split test` says of the checkpoint.
     r = rows[0]
+    capsys.readouterr()
     code = main(["eval", str(root / "music" / r.run_dir), "--split", "test", "--json"])
     assert code == 0
+    (row,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (row["params"], row["value"]) == ("best", pytest.approx(r.test))
     text = write_report(root).read_text()
     line = next(x for x in text.splitlines() if x.startswith("| music | Table 1: Nottingham"))
     assert "test 3.80 / 3.48 / 3.46" in line and "**pending**" not in line
     assert f"{r.test:.2f}" in line
-    # Running the section again finds everything stored and trains nothing.
+    # Running the section again finds everything stored and trains nothing, and drops the
+    # last parameters the first session missed.
     with Campaign(root, ["music"], data=str(data)) as c:
         assert run_campaign(c, jobs=1).ran == 0
+    assert not list((root / "music" / "runs").glob("*/params-*"))
+    assert load_natural_checkpoint(missed[0]).params is None
 
 
 def test_mini_campaign_on_ray_stores_what_local_stores(mini: None, tmp_path: Path) -> None:

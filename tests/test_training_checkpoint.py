@@ -175,6 +175,28 @@ def test_incompatible_version_and_shapes(tmp_path: Path) -> None:
         load_checkpoint(tmp_path)
 
 
+def test_a_synthetic_checkpoint_always_needs_its_parameters(tmp_path: Path) -> None:
+    """Version 2 (a natural run that kept only its best parameters) is read, but a synthetic
+    checkpoint without its params file is incomplete whatever its version says; a version
+    that is not an integer is refused."""
+    save_checkpoint(tmp_path, _ckpt(10), _metrics(1))
+    state_path = tmp_path / "state.json"
+    state = json.loads(state_path.read_text())
+    assert state["format_version"] == ck.FORMAT_VERSION  # full checkpoints stay version 1
+    state["format_version"] = ck.BEST_ONLY_FORMAT_VERSION
+    state_path.write_text(json.dumps(state))
+    assert load_checkpoint(tmp_path).state.updates == 10
+    del state["files"]["params"]
+    state["last_params_dropped"] = True
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match=r"incomplete.*'params'"):
+        load_checkpoint(tmp_path)
+    state["format_version"] = True  # equal to 1 in Python, not a version
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match="format version True"):
+        load_checkpoint(tmp_path)
+
+
 def test_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a directory"):
         load_checkpoint(tmp_path / "nope")

@@ -24,6 +24,7 @@ from rnnstab_cli.training.natural import (
     load_natural_data,
     score_split,
 )
+from rnnstab_cli.training.natural.checkpoint import scored_params
 from rnnstab_cli.training.natural.data import SPLITS
 from rnnstab_cli.training.synthetic.evaluate import EVAL_BATCH, eval_command_rng, measure_error
 
@@ -140,6 +141,7 @@ def _eval_natural(
         if split not in SPLITS:
             raise UsageError(f"unknown --split {split!r}; expected one of: {', '.join(SPLITS)}")
     ckpt = load_natural_checkpoint(checkpoint)
+    params, which = scored_params(ckpt, checkpoint, last=last)  # before the data is loaded
     cfg = ckpt.config if data_path is None else ckpt.config.replace(data=str(data_path))
     data = load_natural_data(cfg)
     if data.vocab != ckpt.vocab:
@@ -147,11 +149,7 @@ def _eval_natural(
             f"checkpoint {str(checkpoint)!r} was trained on other symbols than {data.source}"
         )
     st = ckpt.state
-    use_best = ckpt.best_params is not None and not last
-    params = ckpt.best_params if use_best else ckpt.params
-    assert params is not None
-    which = "best" if use_best else "last"
-    epoch = st.stopping.best_epoch if use_best else st.epochs_done
+    epoch = st.stopping.best_epoch if which == "best" else st.epochs_done
     rows: list[dict[str, Any]] = []
     for split in splits:
         score = score_split(cfg, params, data, split, threads)

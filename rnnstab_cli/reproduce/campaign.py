@@ -7,7 +7,9 @@ A campaign directory holds everything the report is made from::
     DIR/<section>/store.db      the section's result store (:mod:`rnnstab_cli.sweep.store`)
     DIR/<section>/runs/<id>/    each run's last checkpoint and metrics (``rnnstab eval`` loads
                                 it); <id> is the run's *trajectory*: its settings without the
-                                update budget, so a budget raised later continues the run
+                                update budget, so a budget raised later continues the run. A
+                                stored natural run keeps only its best validation parameters
+                                (its id holds every setting, so it is never continued)
     DIR/notes/<section>.md      hand-written analysis the report includes (optional)
 
 The scheduler asks, each time a worker is free, which run of the campaign is ready and missing
@@ -56,6 +58,7 @@ from rnnstab_cli.training.checkpoint import (
     archive_metrics,
     metrics_text,
 )
+from rnnstab_cli.training.natural.checkpoint import drop_last_params
 
 __all__ = [
     "CAMPAIGN_FILE",
@@ -549,7 +552,12 @@ class Campaign:
             pr.notes.append(f"natural run {n.describe()} failed: {result.get('error')}")
             return
         row = {**result, "run_dir": f"{RUNS_DIR}/{n.run_id}"}
-        if not self.natural_store(n.section).record(n, row):
+        stored = self.natural_store(n.section).record(n, row)
+        # Only once the row is in the store: a run stored is never started again, whereas one
+        # that lost its last parameters before being stored could not be continued. Also when
+        # an earlier handling of this result stored it and was cut short before this.
+        self._keep_best_only(n.section, row["run_dir"])
+        if not stored:
             return
         self._stored.add(n.run_id)
         pr.ran += 1
@@ -574,6 +582,25 @@ class Campaign:
                     self.store(section).set_metrics_path(
                         r.run_id, str(Path(r.run_dir) / METRICS_ARCHIVE)
                     )
+
+    def drop_stored_last_params(self) -> None:
+        """Make every stored natural run keep only its best parameters (one stored before that
+        was part of storing it, or by a process killed between the two)."""
+        for section in self.natural_sections:
+            for r in self.natural_store(section).rows():
+                self._keep_best_only(section, r.run_dir)
+
+    def _keep_best_only(self, section: str, run_dir: str) -> None:
+        """:func:`drop_last_params` on a stored natural run. A damaged checkpoint is noted, not
+        raised: the run is stored, and the campaign goes on (``rnnstab eval`` on it says what
+        is wrong)."""
+        d = self.section_dir(section) / run_dir
+        if not d.is_dir():
+            return
+        try:
+            drop_last_params(d)
+        except CheckpointError as e:
+            self.progress.notes.append(f"kept the last parameters of {run_dir}: {e}")
 
     # -- generalisation scores ----------------------------------------------------------------
 
@@ -710,6 +737,7 @@ def _run_locked(
     campaign.check_data()
     campaign.register()
     campaign.archive_logs()
+    campaign.drop_stored_last_params()
     campaign.score_missing()  # a kill between storing a run and scoring it
     pr = campaign.progress
     pr.stored_before = len(campaign._stored & set(campaign._planned))

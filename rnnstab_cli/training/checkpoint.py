@@ -17,7 +17,9 @@ tensor files get fresh names each time and ``state.json`` is replaced last, so `
 always names a complete, earlier-written pair. The recorded sha256 catches a file damaged
 afterwards (a torn copy, a truncated transfer). Old tensor files are removed once the new
 ``state.json`` is in place. A natural-task checkpoint (:mod:`.natural.checkpoint`) is written
-the same way by :func:`write_checkpoint`, with tensor files of its own beside these two.
+the same way by :func:`write_checkpoint`, with tensor files of its own beside these two; a
+finished natural run may drop its ``params`` file and keep only its best parameters (format
+version 2, see :data:`BEST_ONLY_FORMAT_VERSION`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,16 @@ from rnnstab_cli.errors import CheckpointError, RnnstabError
 from rnnstab_cli.training.config import TrainConfig
 
 FORMAT: Final[str] = "rnnstab-checkpoint"
+#: The version of a checkpoint that holds everything its run needs to continue.
 FORMAT_VERSION: Final[int] = 1
+#: The version of a finished natural run's checkpoint that kept only its best parameters
+#: (:func:`rnnstab_cli.training.natural.checkpoint.drop_last_params`): it names no ``params``
+#: file, so a reader of version 1 alone would call it damaged; as version 2 such a reader
+#: refuses it as newer than it reads instead. Every other checkpoint stays version 1, which
+#: every rnnstab reads.
+BEST_ONLY_FORMAT_VERSION: Final[int] = 2
+#: The versions this rnnstab reads.
+READ_FORMAT_VERSIONS: Final[tuple[int, ...]] = (FORMAT_VERSION, BEST_ONLY_FORMAT_VERSION)
 STATE_FILE: Final[str] = "state.json"
 #: The one tensor of the clipping-state file.
 CLIP_STATE: Final[str] = "clip_state"
@@ -354,7 +365,7 @@ def write_checkpoint(
         lines = "".join(_json_line(m) + "\n" for m in metrics)
         _write_atomic(d / METRICS_FILE, lines.encode())
         full_state = {**state, "files": files, "metrics_records": len(metrics)}
-        _write_atomic(d / STATE_FILE, (json.dumps(full_state, indent=2) + "\n").encode())
+        _write_atomic(d / STATE_FILE, _state_bytes(full_state))
         _fsync_dir(d)
         # The plain log now holds every record: an archive of an earlier one is out of date.
         with contextlib.suppress(FileNotFoundError):
@@ -368,6 +379,24 @@ def write_checkpoint(
                     old.unlink()
             elif _TMP_NAME.match(old.name):
                 _remove_stale(old, now)
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoint to {str(d)!r}: {e.strerror or e}") from e
+
+
+def _state_bytes(state: Mapping[str, Any]) -> bytes:
+    return (json.dumps(state, indent=2) + "\n").encode()
+
+
+def replace_state(directory: str | os.PathLike[str], state: Mapping[str, Any]) -> None:
+    """Replace ``state.json`` alone, atomically and durably, for a change that writes no tensor
+    file (``state`` is the whole new content, ``files`` and ``metrics_records`` included). A
+    file it no longer names may be removed only after this returns: until then the old
+    ``state.json``, which may still name it, is the one a crash leaves. CheckpointError when
+    the directory cannot be written."""
+    d = Path(directory)
+    try:
+        _write_atomic(d / STATE_FILE, _state_bytes(state))
+        _fsync_dir(d)
     except OSError as e:
         raise CheckpointError(f"cannot write checkpoint to {str(d)!r}: {e.strerror or e}") from e
 
@@ -422,10 +451,12 @@ def read_state(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise damaged(d, f"{STATE_FILE} is unreadable ({e})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{str(d / STATE_FILE)!r} is not an rnnstab checkpoint")
-    if state.get("format_version") != FORMAT_VERSION:
+    version = state.get("format_version")
+    # `in` alone would take True for 1 (True == 1) and 2.0 for 2.
+    if type(version) is not int or version not in READ_FORMAT_VERSIONS:
         raise CheckpointError(
-            f"checkpoint {str(d)!r} has format version {state.get('format_version')!r}; "
-            f"this rnnstab ({__version__}) reads version {FORMAT_VERSION}"
+            f"checkpoint {str(d)!r} has format version {version!r}; this rnnstab "
+            f"({__version__}) reads versions {', '.join(map(str, READ_FORMAT_VERSIONS))}"
         )
     return state
 
@@ -485,27 +516,50 @@ def read_clip_state(d: Path, state: Mapping[str, Any]) -> np.ndarray | None:
 def read_training_state(
     d: Path, state: Mapping[str, Any], run_state_from_json: Callable[[Any], StateT]
 ) -> tuple[StateT, dict[str, np.ndarray], dict[str, np.ndarray] | None]:
-    """What every checkpoint holds besides its config: the run's counters (read back by
-    ``run_state_from_json``), the parameters and the optimiser state (None when saved empty),
-    the tensors checked against their sha256 but not yet against the config."""
+    """What every checkpoint that can continue holds besides its config: the run's counters
+    (read back by ``run_state_from_json``), the parameters and the optimiser state (None when
+    saved empty), the tensors checked against their sha256 but not yet against the config."""
+    run_state = read_run_state(d, state, run_state_from_json)
+    params = read_named_tensors(d, state, "params", "parameter")
+    return run_state, params, read_optimizer_state(d, state)
+
+
+def read_run_state(
+    d: Path, state: Mapping[str, Any], run_state_from_json: Callable[[Any], StateT]
+) -> StateT:
+    """The run's counters, checked against the ones ``state.json`` keeps beside them."""
     try:
         run_state = run_state_from_json(state.get("run_state"))
         _check_counters(state, run_state)
     except FieldError as e:
         raise damaged(d, f"{STATE_FILE}: {e}") from None
+    return run_state
+
+
+def read_named_tensors(
+    d: Path, state: Mapping[str, Any], stem: str, what: str
+) -> dict[str, np.ndarray]:
+    """The arrays of the tensor file ``state.json`` lists under ``files.<stem>``; a checkpoint
+    that lists none is incomplete."""
     try:
-        files = state["files"]
-        params = read_tensors(d, files["params"], "parameter")
-        opt = read_tensors(d, files["optimizer"], "optimizer")
-        empty = files["optimizer"].get("empty", False)
+        return read_tensors(d, state["files"][stem], what)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise incomplete(d, e) from None
+
+
+def read_optimizer_state(d: Path, state: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
+    """The optimiser state, None when it was saved empty."""
+    try:
+        entry = state["files"]["optimizer"]
+        opt = read_tensors(d, entry, "optimizer")
+        empty = entry.get("empty", False)
         if not isinstance(empty, bool):
             raise FieldError(f"files.optimizer.empty must be true or false, got {empty!r}")
-        opt_state = None if empty else opt
     except FieldError as e:
         raise damaged(d, f"{STATE_FILE}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise incomplete(d, e) from None
-    return run_state, params, opt_state
+    return None if empty else opt
 
 
 def _check_counters(state: Mapping[str, Any], run_state: object) -> None:

@@ -53,7 +53,7 @@ from rnnstab_cli.training.natural import (
     load_natural_checkpoint,
     resolve_natural_config,
 )
-from rnnstab_cli.training.natural.checkpoint import save_natural_checkpoint
+from rnnstab_cli.training.natural.checkpoint import save_natural_checkpoint, scored_params
 from rnnstab_cli.training.natural.state import NaturalState
 
 
@@ -72,20 +72,12 @@ class Model:
 
 def load_model(directory: str | os.PathLike[str], *, last: bool = False) -> Model:
     """The model of any checkpoint (``train --out``, a sweep's or a campaign's run): for a
-    natural run the parameters ``rnnstab eval`` scores, the best validation's unless ``last``."""
+    natural run the parameters ``rnnstab eval`` scores, the best validation's unless ``last``
+    (CheckpointError for ``last`` on a finished run that kept only its best ones)."""
     if is_natural_checkpoint(Path(directory)):
         n = load_natural_checkpoint(Path(directory))
-        best = n.best_params is not None and not last
-        params = n.best_params if best and n.best_params is not None else n.params
-        return Model(
-            "natural",
-            n.config,
-            params,
-            n.config.loss,
-            n.vocab,
-            n.state.updates,
-            "best" if best else "last",
-        )
+        params, which = scored_params(n, Path(directory), last=last)
+        return Model("natural", n.config, params, n.config.loss, n.vocab, n.state.updates, which)
     if last:
         raise UsageError("--last applies to natural-task checkpoints (music, ptb-char)")
     c = load_checkpoint(directory)

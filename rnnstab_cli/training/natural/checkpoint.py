@@ -7,6 +7,11 @@ state ``(B, H)`` when it was taken in the middle of a PTB epoch (truncated BPTT 
 it) and the parameters of the best validation score so far (what ``rnnstab eval`` scores).
 ``state.json`` says ``"kind": "natural"`` and keeps PTB's vocabulary, so a checkpoint is never
 scored on data with other symbol ids.
+
+A finished run needs its last parameters only to be continued, and they are as large as the
+best ones: :func:`drop_last_params` removes them (a campaign does so for every run it stores),
+leaving a checkpoint that ``rnnstab eval`` and ``rnnstab export`` read as before but that can
+no longer be continued or scored with ``--last``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 from rnnstab_cli import __version__
 from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.training.checkpoint import (
+    BEST_ONLY_FORMAT_VERSION,
     FORMAT,
     FORMAT_VERSION,
     STATE_FILE,
@@ -29,27 +35,73 @@ from rnnstab_cli.training.checkpoint import (
     damaged,
     incomplete,
     model_shapes,
+    read_named_tensors,
+    read_optimizer_state,
+    read_run_state,
     read_state,
     read_tensors,
-    read_training_state,
+    replace_state,
     write_checkpoint,
 )
 from rnnstab_cli.training.natural.config import NaturalConfig
 from rnnstab_cli.training.natural.state import NaturalState
 
 KIND: Final[str] = "natural"
+#: The ``state.json`` key, true once :func:`drop_last_params` removed the last parameters.
+LAST_PARAMS_DROPPED: Final[str] = "last_params_dropped"
+#: The stem of the last parameters' tensor file (``params-<updates>-<tag>.safetensors``).
+_PARAMS_STEM: Final[str] = "params"
 
 
 @dataclass(frozen=True)
 class NaturalCheckpoint:
     config: NaturalConfig
-    params: dict[str, np.ndarray]
+    #: The last parameters; None only for a finished run that kept just its best ones
+    #: (:func:`drop_last_params`), which cannot be continued.
+    params: dict[str, np.ndarray] | None
     optimizer_state: dict[str, np.ndarray] | None
     state: NaturalState
     vocab: list[str] | None = None  # PTB's symbols by id
     carry: np.ndarray | None = None  # (B, H): mid-epoch PTB state
     best_params: dict[str, np.ndarray] | None = None
     library_version: str = __version__
+
+
+def kept_only_best(directory: str | Path, consequence: str) -> CheckpointError:
+    """The one-line error for asking a best-only checkpoint for what it no longer has."""
+    return CheckpointError(
+        f"checkpoint {str(directory)!r} is a finished run that kept only its best validation "
+        f"parameters (its last ones were dropped): {consequence}"
+    )
+
+
+def scored_params(
+    ckpt: NaturalCheckpoint, directory: str | Path, *, last: bool = False
+) -> tuple[dict[str, np.ndarray], str]:
+    """The parameters ``rnnstab eval`` scores and which they are, ``"best"`` or ``"last"``: the
+    best validation score's unless ``last`` is asked or the run has none yet (it never got
+    past the untrained model's evaluation). CheckpointError for ``last`` on a run that kept
+    only its best parameters."""
+    if ckpt.best_params is not None and not last:
+        return ckpt.best_params, "best"
+    if ckpt.params is None:
+        raise kept_only_best(directory, "leave out --last to use the best ones")
+    return ckpt.params, "last"
+
+
+def continuable_params(ckpt: NaturalCheckpoint, directory: str | Path) -> dict[str, np.ndarray]:
+    """The last parameters, which a continued run starts from; CheckpointError when the run
+    kept only its best ones."""
+    if ckpt.params is None:
+        raise kept_only_best(directory, "it cannot be continued; train a new run")
+    return ckpt.params
+
+
+def check_continuable(directory: str | Path) -> None:
+    """CheckpointError when the checkpoint in ``directory`` kept only its best parameters,
+    from ``state.json`` alone: said before a continued run loads its data."""
+    if _dropped(Path(directory), read_state(directory)):
+        raise kept_only_best(directory, "it cannot be continued; train a new run")
 
 
 def is_natural_checkpoint(directory: str | Path) -> bool:
@@ -66,6 +118,9 @@ def save_natural_checkpoint(
 ) -> None:
     """Write ``ckpt`` and the full metrics log; CheckpointError if the directory cannot be
     written. A crash at any point leaves the previous checkpoint intact."""
+    if ckpt.params is None:
+        # Only a run that can continue is saved; a best-only one comes from drop_last_params.
+        raise ValueError("a natural checkpoint is saved with its last parameters")
     state = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -105,7 +160,10 @@ def load_natural_checkpoint(directory: str | Path) -> NaturalCheckpoint:
     d = Path(directory)
     config = load_natural_config(d)
     state = read_state(d)
-    run_state, params, opt_state = read_training_state(d, state, NaturalState.from_json)
+    dropped = _dropped(d, state)
+    run_state = read_run_state(d, state, NaturalState.from_json)
+    params = None if dropped else read_named_tensors(d, state, _PARAMS_STEM, "parameter")
+    opt_state = read_optimizer_state(d, state)
     try:
         files = state["files"]
         carry = read_tensors(d, files["carry"], "carried-state")["x"] if "carry" in files else None
@@ -117,7 +175,10 @@ def load_natural_checkpoint(directory: str | Path) -> NaturalCheckpoint:
         isinstance(vocab, list) and all(isinstance(v, str) for v in vocab)
     ):
         raise damaged(d, f"{STATE_FILE}: vocab must be a list of strings")
-    _check_params(d, config, params, "parameter")
+    if dropped and best is None:
+        raise damaged(d, f"{STATE_FILE} says the run kept only its best parameters but has none")
+    if params is not None:
+        _check_params(d, config, params, "parameter")
     if carry is not None:
         h = config.hidden
         if carry.ndim != 2 or carry.shape[1] != h or carry.dtype != np.dtype(config.dtype):
@@ -138,6 +199,59 @@ def load_natural_checkpoint(directory: str | Path) -> NaturalCheckpoint:
         best,
         str(state.get("library_version")),
     )
+
+
+def _dropped(d: Path, state: Mapping[str, Any]) -> bool:
+    """Whether ``state.json`` says the last parameters were dropped (and so lists none)."""
+    dropped = state.get(LAST_PARAMS_DROPPED, False)
+    if not isinstance(dropped, bool):
+        raise damaged(d, f"{STATE_FILE}: {LAST_PARAMS_DROPPED} must be true or false")
+    files = state.get("files")
+    if dropped and isinstance(files, Mapping) and _PARAMS_STEM in files:
+        raise damaged(d, f"{STATE_FILE} lists the last parameters it says were dropped")
+    return dropped
+
+
+def drop_last_params(directory: str | Path) -> bool:
+    """Make the natural checkpoint in ``directory`` keep only its best validation parameters,
+    the ones every reported figure and ``rnnstab eval`` use: its last parameters, as large
+    again, only serve to continue the run. Returns whether the checkpoint keeps only its best
+    parameters now (dropped by this call or an earlier one).
+
+    Only a finished run that has best parameters is changed: finished means that the run's
+    patience or budgets, as the checkpoint's config records them, stop it
+    (:meth:`NaturalState.outcome`), so a run interrupted part-way, or one that never got past
+    the untrained model's evaluation, is left alone (False). Its best parameters are verified
+    (sha256, shapes, finite values) before anything is removed; CheckpointError for a
+    checkpoint that is damaged or cannot be written.
+
+    ``state.json`` is replaced first, without the ``params`` file and with format version 2
+    (:data:`~rnnstab_cli.training.checkpoint.BEST_ONLY_FORMAT_VERSION`) and
+    :data:`LAST_PARAMS_DROPPED`; the file is removed after. A crash in between leaves a
+    checkpoint that loads as best-only, with an unreferenced file that the next call removes.
+    Every other file (best parameters, optimiser state, carried state, metrics log) is kept
+    as it is.
+    """
+    d = Path(directory)
+    ckpt = load_natural_checkpoint(d)
+    if ckpt.params is not None:
+        if ckpt.best_params is None or ckpt.state.outcome(ckpt.config) is None:
+            return False
+        state = read_state(d)
+        files = {k: v for k, v in state["files"].items() if k != _PARAMS_STEM}
+        new = {k: v for k, v in state.items() if k != "files"}
+        new.update(
+            {"format_version": BEST_ONLY_FORMAT_VERSION, LAST_PARAMS_DROPPED: True, "files": files}
+        )
+        replace_state(d, new)
+    # Every params file is unreferenced now, including one a crash left after state.json was
+    # replaced (write_checkpoint removes old tensor files by the same prefix).
+    for old in d.glob(f"{_PARAMS_STEM}-*.safetensors"):
+        try:
+            old.unlink(missing_ok=True)
+        except OSError as e:
+            raise CheckpointError(f"cannot remove {str(old)!r}: {e.strerror or e}") from e
+    return True
 
 
 def _check_params(

@@ -30,8 +30,11 @@ from rnnstab_cli.resources import batches_bytes, bptt_bytes, model_bytes, requir
 from rnnstab_cli.training.checkpoint import read_metrics
 from rnnstab_cli.training.natural.checkpoint import (
     NaturalCheckpoint,
+    check_continuable,
+    continuable_params,
     load_natural_checkpoint,
     save_natural_checkpoint,
+    scored_params,
 )
 from rnnstab_cli.training.natural.config import NATURAL_RESUMABLE_KEYS, NaturalConfig
 from rnnstab_cli.training.natural.data import (
@@ -45,7 +48,6 @@ from rnnstab_cli.training.natural.records import (
     EpochRecord,
     NaturalProgressSink,
     NaturalResult,
-    Outcome,
     in_table_units,
 )
 from rnnstab_cli.training.natural.schedule import next_lr
@@ -93,16 +95,6 @@ def make_natural_trainer(config: NaturalConfig, params: Params) -> Trainer:
     )
 
 
-def _stop_reason(config: NaturalConfig, state: NaturalState) -> Outcome | None:
-    if state.stopping.exhausted(config.patience):
-        return "early_stopped"
-    if state.epochs_done >= config.epochs:
-        return "epochs_done"
-    if config.max_updates and state.updates >= config.max_updates:
-        return "max_updates"
-    return None
-
-
 def _check_memory(config: NaturalConfig, data: NaturalData) -> None:
     """UsageError at once when the model and one batch cannot fit in memory."""
     item = np.dtype(config.dtype).itemsize
@@ -141,7 +133,7 @@ class _Run:
                 raise CheckpointError(
                     f"checkpoint {str(out)!r} was trained on other symbols than {data.source}"
                 )
-            self.trainer = make_natural_trainer(config, ckpt.params)
+            self.trainer = make_natural_trainer(config, continuable_params(ckpt, out))
             restore_optimizer(self.trainer, ckpt.optimizer_state, out)
             self.state = ckpt.state
             self.carry, self.best = ckpt.carry, ckpt.best_params
@@ -289,6 +281,8 @@ def run_natural(
     saving the checkpoint).
     """
     out = Path(out_dir) if out_dir is not None else None
+    if resume:
+        check_continuable(resume_dir(out))  # before the data, which may take a while to load
     data = load_natural_data(config)
     run = _Run(config, data, out, resume)
     n_updates = updates_per_epoch(config, data)
@@ -306,7 +300,7 @@ def run_natural(
     try:
         if run.state.eval_index == 0:  # the untrained model, the baseline of every table
             emit(_evaluate(run, n_updates, config.alpha_at(1), progress))
-        while (outcome := _stop_reason(config, run.state)) is None:
+        while (outcome := run.state.outcome(config)) is None:
             epoch = run.state.current_epoch
             alpha = config.alpha_at(epoch)
             run.trainer.lr = run.state.lr
@@ -345,8 +339,7 @@ def run_natural_scored(config: Mapping[str, Any], run_dir: Path, resume: bool) -
     parameters on the train and test splits. Raises KeyboardInterrupt after checkpointing."""
     cfg = NaturalConfig.from_dict(config, source="natural run")
     result = run_natural(cfg, out_dir=run_dir, resume=resume)
-    ckpt = load_natural_checkpoint(run_dir)
-    params = ckpt.best_params if ckpt.best_params is not None else ckpt.params
+    params, _ = scored_params(load_natural_checkpoint(run_dir), run_dir)
     data = load_natural_data(cfg)
     scores = {
         split: score_split(cfg, params, data, split, cfg.threads).value

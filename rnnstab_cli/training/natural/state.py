@@ -9,6 +9,8 @@ from typing import Any
 
 from rnnstab_cli.engine import StepStats
 from rnnstab_cli.training.checkpoint import FieldError, fields_from_json
+from rnnstab_cli.training.natural.config import NaturalConfig
+from rnnstab_cli.training.natural.records import Outcome
 from rnnstab_cli.training.natural.schedule import EarlyStopping
 
 
@@ -96,6 +98,19 @@ class NaturalState:
     @property
     def current_epoch(self) -> int:
         return self.epochs_done + 1
+
+    def outcome(self, config: NaturalConfig) -> Outcome | None:
+        """How the run ended under ``config``'s patience and budgets, None while it has more to
+        do. A checkpoint keeps no outcome of its own: saved with the config of its last
+        session, its run is *finished* when this is not None for that config (a larger budget
+        given on resume may still continue it)."""
+        if self.stopping.exhausted(config.patience):
+            return "early_stopped"
+        if self.epochs_done >= config.epochs:
+            return "epochs_done"
+        if config.max_updates and self.updates >= config.max_updates:
+            return "max_updates"
+        return None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
