@@ -15,6 +15,7 @@ Stats = tuple[float, float, float, bool, bool, int, float]
 
 ACTIVATION_GAMMA: dict[str, float]
 CLIP_MODES: tuple[str, ...]
+NONFINITE_POLICIES: tuple[str, ...]
 HAS_GPU: bool
 LOSSES: tuple[str, ...]
 OPTIMIZERS: tuple[str, ...]
@@ -29,7 +30,7 @@ def loss_and_grads(
     mask: Array,
     activation: str,
     loss: str,
-    omega_alpha: float,
+    alpha: float,
     omega_form: str,
     time_reduction: str,
     x0: Array | None = None,
@@ -57,9 +58,9 @@ class Trainer:
         loss: str = "softmax_ce",
         optimizer: str = "sgd",
         lr: float = 0.01,
-        clip: str = "norm",
-        clip_threshold: float = 6.0,
-        omega_alpha: float = 0.0,
+        clip_mode: str = "norm",
+        clip: float = 6.0,
+        alpha: float = 0.0,
         omega_form: str = "norm",
         time_reduction: str = "sum",
         momentum: float = 0.9,
@@ -92,9 +93,9 @@ class Trainer:
     @lr.setter
     def lr(self, lr: float) -> None: ...
     @property
-    def omega_alpha(self) -> float: ...
-    @omega_alpha.setter
-    def omega_alpha(self, alpha: float) -> None: ...
+    def alpha(self) -> float: ...
+    @alpha.setter
+    def alpha(self, alpha: float) -> None: ...
     def optimizer_state(self) -> Params | None: ...
     def set_optimizer_state(self, state: Params) -> None: ...
     def clip_state(self) -> Array: ...

@@ -23,6 +23,16 @@ from typing import NamedTuple, cast
 import numpy as np
 
 from rnnstab_cli import _engine
+
+# The engine's names and constants, re-exported where the engine's other settings are.
+from rnnstab_cli.engine_names import ACTIVATIONS as ACTIVATIONS
+from rnnstab_cli.engine_names import CLIP_MODES as CLIP_MODES
+from rnnstab_cli.engine_names import GAMMA as GAMMA
+from rnnstab_cli.engine_names import INITS as INITS
+from rnnstab_cli.engine_names import LOSSES as LOSSES
+from rnnstab_cli.engine_names import MAX_THREADS as MAX_THREADS
+from rnnstab_cli.engine_names import NONFINITE_POLICIES as NONFINITE_POLICIES
+from rnnstab_cli.engine_names import OPTIMIZERS as OPTIMIZERS
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.resources import bptt_bytes, forward_bytes, require
 
@@ -34,20 +44,7 @@ from rnnstab_cli.simd_env import check_simd_env as check_simd_env
 
 Params = dict[str, np.ndarray]
 
-#: γ, the bound on |σ'| of §2.1, per activation the engine has (its names, in its order).
-GAMMA: dict[str, float] = dict(_engine.ACTIVATION_GAMMA)
-ACTIVATIONS: tuple[str, ...] = tuple(GAMMA)
-LOSSES: tuple[str, ...] = _engine.LOSSES
-OPTIMIZERS: tuple[str, ...] = _engine.OPTIMIZERS
-INITS = ("normal", "sparse", "identity", "orthogonal")
-#: Clipping rules (rnnstab_engine::clip_rules): Algorithm 1 ("norm"), element-wise ("value"),
-#: and the adaptive ones, each defined in the engine's clip_rules module and in the README.
-CLIP_MODES: tuple[str, ...] = _engine.CLIP_MODES
-NONFINITE_POLICIES = ("skip", "shrink", "error")
 PARAM_NAMES = ("W_rec", "W_in", "b", "W_out", "b_out", "x0")
-
-#: The most engine threads a trainer or a call may use (the engine refuses more).
-MAX_THREADS: int = int(getattr(_engine, "MAX_THREADS", 256))
 
 #: The smallest factor the "shrink" policy multiplies W_rec by: the authors' 1 − 0.02·lr holds
 #: down to it (lr ≤ 25); above, W_rec halves. Unbounded, the factor is negative for lr > 50
@@ -117,13 +114,13 @@ def _count(name: str, value: object) -> int:
     return int(value)
 
 
-def check_omega_alpha(alpha: object) -> float:
+def check_alpha(alpha: object) -> float:
     """Ω's weight α: a finite number ≥ 0 (the engine checks it too; this names it for the API)."""
     if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.floating | np.integer):
-        raise UsageError(f"omega_alpha must be a number, got {alpha!r}")
+        raise UsageError(f"alpha must be a number, got {alpha!r}")
     a = float(alpha)
     if not np.isfinite(a) or a < 0:
-        raise UsageError(f"omega_alpha must be finite and ≥ 0, got {a}")
+        raise UsageError(f"alpha must be finite and ≥ 0, got {a}")
     return a
 
 
@@ -321,7 +318,7 @@ def loss_and_grads(
     mask: np.ndarray,
     activation: str = "tanh",
     loss: str = "softmax_ce",
-    omega_alpha: float = 0.0,
+    alpha: float = 0.0,
     omega_form: str = "norm",
     time_reduction: str = "sum",
     x0: np.ndarray | None = None,
@@ -331,7 +328,7 @@ def loss_and_grads(
 
     ``inputs (T, B, I)``, ``targets (T, B)`` int64 classes or ``(T, B, O)`` values, ``mask
     (T, B)``. Ω's gradient is its immediate partial with respect to W_rec (eq. 10), weighted by
-    ``omega_alpha``; Ω's value is reported whatever α is.
+    ``alpha``; Ω's value is reported whatever α is.
     """
     _require_memory(_model_dims(params), inputs, "loss_and_grads")
     loss_v, omega, grads, _, _ = _engine.loss_and_grads(
@@ -341,7 +338,7 @@ def loss_and_grads(
         mask,
         activation,
         loss,
-        check_omega_alpha(omega_alpha),
+        check_alpha(alpha),
         omega_form,
         time_reduction,
         x0,
@@ -360,14 +357,14 @@ def loss_grads_and_state(
 ) -> tuple[LossAndGrads, np.ndarray]:
     """As :func:`loss_and_grads`, running all T steps, and also x_T ``(B, H)``: the state to
     carry into the next segment of a stream (truncated BPTT)."""
-    keys = ("activation", "loss", "omega_alpha", "omega_form", "time_reduction", "threads")
+    keys = ("activation", "loss", "alpha", "omega_form", "time_reduction", "threads")
     unknown = set(settings) - set(keys)
     if unknown:
         raise TypeError(f"unexpected settings: {', '.join(sorted(unknown))}")
     s = {
         "activation": "tanh",
         "loss": "softmax_ce",
-        "omega_alpha": 0.0,
+        "alpha": 0.0,
         "omega_form": "norm",
         "time_reduction": "sum",
         "threads": None,
@@ -380,7 +377,7 @@ def loss_grads_and_state(
         mask,
         cast(str, s["activation"]),  # the engine checks the type
         cast(str, s["loss"]),  # the engine checks the type
-        check_omega_alpha(s["omega_alpha"]),
+        check_alpha(s["alpha"]),
         cast(str, s["omega_form"]),  # the engine checks the type
         cast(str, s["time_reduction"]),  # the engine checks the type
         x0,
@@ -420,7 +417,7 @@ class Trainer:
     """Owns parameters and optimiser state in Rust; one call per update or per K updates.
 
     >>> tr = Trainer(params, activation="tanh", loss="softmax_ce", optimizer="sgd", lr=0.01,
-    ...              clip="norm", clip_threshold=6.0, omega_alpha=0.0)  # doctest: +SKIP
+    ...              clip_mode="norm", clip=6.0, alpha=0.0)  # doctest: +SKIP
     >>> st = tr.step(inputs, targets, mask)                           # doctest: +SKIP
     """
 
@@ -431,9 +428,9 @@ class Trainer:
         loss: str = "softmax_ce",
         optimizer: str = "sgd",
         lr: float = 0.01,
-        clip: str = "norm",
-        clip_threshold: float = 6.0,
-        omega_alpha: float = 0.0,
+        clip_mode: str = "norm",
+        clip: float = 6.0,
+        alpha: float = 0.0,
         omega_form: str = "norm",
         time_reduction: str = "sum",
         momentum: float = 0.9,
@@ -460,9 +457,9 @@ class Trainer:
                 loss=loss,
                 optimizer=optimizer,
                 lr=float(lr),
-                clip=clip,
-                clip_threshold=float(clip_threshold),
-                omega_alpha=check_omega_alpha(omega_alpha),
+                clip_mode=clip_mode,
+                clip=float(clip),
+                alpha=check_alpha(alpha),
                 omega_form=omega_form,
                 time_reduction=time_reduction,
                 momentum=float(momentum),
@@ -535,12 +532,12 @@ class Trainer:
         self._native.lr = float(value)
 
     @property
-    def omega_alpha(self) -> float:
-        return self._native.omega_alpha
+    def alpha(self) -> float:
+        return self._native.alpha
 
-    @omega_alpha.setter
-    def omega_alpha(self, value: float) -> None:
-        self._native.omega_alpha = check_omega_alpha(value)
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        self._native.alpha = check_alpha(value)
 
     @property
     def threads(self) -> int:

@@ -124,7 +124,7 @@ def test_numpy_peer_computes_the_engines_update() -> None:
     mask[-1] = 1
     targets = np.zeros((5, 4), np.int64)
     targets[-1] = peer.y
-    tr = engine.Trainer(start, lr=peer.lr, clip="norm", clip_threshold=peer.clip)
+    tr = engine.Trainer(start, lr=peer.lr, clip_mode="norm", clip=peer.clip)
     st = tr.step(peer.x, targets, mask)
     peer()
     assert st.loss == pytest.approx(peer.loss, rel=1e-5)

@@ -18,8 +18,7 @@ from rnnstab_cli import engine
 from rnnstab_cli.cli import main
 from rnnstab_cli.sweep.spec import id_settings, run_id
 from rnnstab_cli.training.checkpoint import load_checkpoint
-from rnnstab_cli.training.config import TrainConfig, resolve_config
-from rnnstab_cli.training.model_settings import CLIP_RULE_KEYS
+from rnnstab_cli.training.config import CLIP_RULE_KEYS, TrainConfig, resolve_config
 from rnnstab_cli.training.synthetic import loop
 
 ADAPTIVE = ("auto", "percentile", "zscore", "skip", "agc")
@@ -113,7 +112,7 @@ def test_the_threshold_in_force_is_the_rules_function_of_earlier_norms(
     post-clip norm never exceeds it; a `skip` spike leaves parameters and momentum untouched."""
     p = data.draw(rule_params[rule])
     params, batches = problem(seed)
-    tr = engine.Trainer(params, optimizer="momentum", lr=0.3, clip=rule, threads=1, **p)
+    tr = engine.Trainer(params, optimizer="momentum", lr=0.3, clip_mode=rule, threads=1, **p)
     ref = Reference(rule, **p)
     for x, y, m in batches:
         before, vel = tr.params, tr.optimizer_state()
@@ -145,7 +144,7 @@ def test_the_threshold_in_force_is_the_rules_function_of_earlier_norms(
 @given(st.integers(0, 1000), st.floats(1e-3, 1.0))
 def test_agc_bounds_every_units_ratio(seed: int, lam: float) -> None:
     params, batches = problem(seed)
-    tr = engine.Trainer(params, lr=0.1, clip="agc", clip_lambda=lam, threads=1)
+    tr = engine.Trainer(params, lr=0.1, clip_mode="agc", clip_lambda=lam, threads=1)
     for x, y, m in batches[:5]:
         w = tr.params
         s = tr.step(x, y, m)
@@ -167,7 +166,7 @@ def test_an_adaptive_rule_is_norm_clipping_with_its_threshold() -> None:
     """`auto` equals Algorithm 1 applied by hand with the threshold the rule says, step by
     step (SGD: θ ← θ − lr·clip(g, t))."""
     params, batches = problem(3)
-    tr = engine.Trainer(params, lr=0.2, clip="auto", clip_window=3, clip_factor=0.8, threads=1)
+    tr = engine.Trainer(params, lr=0.2, clip_mode="auto", clip_window=3, clip_factor=0.8, threads=1)
     theta = {k: v.copy() for k, v in params.items()}
     ref = Reference("auto", clip_window=3, clip_factor=0.8)
     fired = 0
@@ -180,7 +179,7 @@ def test_an_adaptive_rule_is_norm_clipping_with_its_threshold() -> None:
             m,
             activation="tanh",
             loss="softmax_ce",
-            omega_alpha=0.0,
+            alpha=0.0,
             omega_form="norm",
             time_reduction="sum",
         )
@@ -200,7 +199,7 @@ def test_a_percentile_over_a_constant_history_is_norm_clipping_at_that_constant(
     percentile rule then clips exactly as Algorithm 1 at threshold c would."""
     params, batches = problem(5)
     x, y, m = batches[0]
-    tr = engine.Trainer(params, lr=1e-300, clip="percentile", clip_percentile=37.0, threads=1)
+    tr = engine.Trainer(params, lr=1e-300, clip_mode="percentile", clip_percentile=37.0, threads=1)
     first = tr.step(x, y, m)
     assert math.isnan(first.clip_threshold)
     for _ in range(5):
@@ -215,7 +214,7 @@ def test_a_percentile_over_a_constant_history_is_norm_clipping_at_that_constant(
             m,
             activation="tanh",
             loss="softmax_ce",
-            omega_alpha=0.0,
+            alpha=0.0,
             omega_form="norm",
             time_reduction="sum",
         ).grads,
@@ -229,8 +228,8 @@ def test_a_percentile_over_a_constant_history_is_norm_clipping_at_that_constant(
 def test_a_rule_that_never_fires_is_no_clipping_bit_for_bit(rule: str) -> None:
     params, batches = problem(7)
     never = {"auto": {"clip_window": 1000}, "zscore": {"clip_z": 1e6}}[rule]
-    a = engine.Trainer(params, lr=0.1, clip=rule, threads=1, **never)
-    b = engine.Trainer(params, lr=0.1, clip="none", threads=1)
+    a = engine.Trainer(params, lr=0.1, clip_mode=rule, threads=1, **never)
+    b = engine.Trainer(params, lr=0.1, clip_mode="none", threads=1)
     for x, y, m in batches[:10]:
         a.step(x, y, m)
         b.step(x, y, m)
@@ -243,7 +242,7 @@ def test_results_do_not_depend_on_the_thread_count(rule: str) -> None:
     runs = []
     for threads in (1, 3):
         tr = engine.Trainer(
-            params, lr=0.3, clip=rule, threads=threads, clip_warmup=3, clip_window=3
+            params, lr=0.3, clip_mode=rule, threads=threads, clip_warmup=3, clip_window=3
         )
         stats = [tr.step(*bt) for bt in batches[:12]]
         runs.append((tr.params, [s.clip_threshold for s in stats], tr.clip_state()))
@@ -255,7 +254,7 @@ def test_results_do_not_depend_on_the_thread_count(rule: str) -> None:
 
 def test_steps_reports_the_threshold_per_update() -> None:
     params, batches = problem(2)
-    tr = engine.Trainer(params, lr=0.1, clip="percentile", threads=1)
+    tr = engine.Trainer(params, lr=0.1, clip_mode="percentile", threads=1)
     xs, ys, ms = (np.stack([b[i] for b in batches[:6]]) for i in range(3))
     st_ = tr.steps(xs, ys, ms)
     assert st_.clip_threshold.shape == (6,) and math.isnan(st_.clip_threshold[0])
@@ -264,10 +263,10 @@ def test_steps_reports_the_threshold_per_update() -> None:
 
 def test_the_clip_state_round_trips_through_a_new_trainer() -> None:
     params, batches = problem(4)
-    a = engine.Trainer(params, lr=0.1, clip="zscore", clip_warmup=2, threads=1)
+    a = engine.Trainer(params, lr=0.1, clip_mode="zscore", clip_warmup=2, threads=1)
     for bt in batches[:5]:
         a.step(*bt)
-    b = engine.Trainer(a.params, lr=0.1, clip="zscore", clip_warmup=2, threads=1)
+    b = engine.Trainer(a.params, lr=0.1, clip_mode="zscore", clip_warmup=2, threads=1)
     b.set_clip_state(a.clip_state())
     for bt in batches[5:10]:
         sa, sb = a.step(*bt), b.step(*bt)

@@ -84,9 +84,7 @@ def test_results_are_bit_identical_across_thread_counts(
     dtype: str, alpha: float, t: int, b: int, h: int
 ) -> None:
     params, x, y, m = problem(2, t=t, b=b, h=h, dtype=dtype)
-    runs = [
-        engine.loss_and_grads(params, x, y, m, omega_alpha=alpha, threads=n) for n in (1, 2, 3, 5)
-    ]
+    runs = [engine.loss_and_grads(params, x, y, m, alpha=alpha, threads=n) for n in (1, 2, 3, 5)]
     for r in runs[1:]:
         assert r.loss == runs[0].loss and r.omega == runs[0].omega
         for k in r.grads:
@@ -98,9 +96,7 @@ def test_trainer_runs_are_bit_identical_across_thread_counts() -> None:
     params, x, y, m = problem(3, t=60, b=11, h=40, dtype="float32", last_only=True)
     finals = []
     for threads in (1, 2):
-        tr = engine.Trainer(
-            params, lr=0.05, clip="norm", clip_threshold=1.0, omega_alpha=2.0, threads=threads
-        )
+        tr = engine.Trainer(params, lr=0.05, clip_mode="norm", clip=1.0, alpha=2.0, threads=threads)
         for _ in range(5):
             tr.step(x, y, m)
         finals.append(tr.params)
@@ -114,9 +110,9 @@ def test_trainer_runs_are_bit_identical_across_thread_counts() -> None:
 def test_sgd_step_is_minus_lr_times_the_clipped_gradient() -> None:
     params, x, y, m = problem(4, t=8, b=5, h=10)
     lr, th, alpha = 0.3, 0.05, 1.5
-    res = engine.loss_and_grads(params, x, y, m, omega_alpha=alpha)
+    res = engine.loss_and_grads(params, x, y, m, alpha=alpha)
     clipped, norm = engine.clip_norm(res.grads, th)
-    tr = engine.Trainer(params, lr=lr, clip="norm", clip_threshold=th, omega_alpha=alpha)
+    tr = engine.Trainer(params, lr=lr, clip_mode="norm", clip=th, alpha=alpha)
     st_ = tr.step(x, y, m)
     assert st_.clipped and st_.grad_norm == pytest.approx(norm, rel=1e-12)
     assert st_.loss == pytest.approx(res.loss, rel=1e-12)
@@ -134,8 +130,8 @@ def test_steps_equals_repeated_step() -> None:
     xs = rng.normal(0, 1, (k, t, b, 3))
     ys = rng.integers(0, 4, (k, t, b)).astype(np.int64)
     ms = (rng.random((k, t, b)) < 0.6).astype(np.float64)
-    one = engine.Trainer(params, optimizer="momentum", lr=0.1, omega_alpha=0.5)
-    many = engine.Trainer(params, optimizer="momentum", lr=0.1, omega_alpha=0.5)
+    one = engine.Trainer(params, optimizer="momentum", lr=0.1, alpha=0.5)
+    many = engine.Trainer(params, optimizer="momentum", lr=0.1, alpha=0.5)
     singles = [one.step(xs[j], ys[j], ms[j]) for j in range(k)]
     batch = many.steps(xs, ys, ms)
     np.testing.assert_array_equal(batch.loss, [s.loss for s in singles])
@@ -152,7 +148,7 @@ def test_steps_equals_repeated_step() -> None:
 def test_every_optimizer_lowers_the_loss(optimizer: str) -> None:
     params, x, y, m = problem(6, t=6, b=8, h=12)
     lr = {"sgd": 0.5, "momentum": 0.1, "nesterov": 0.1, "rmsprop": 0.01, "adagrad": 0.1}[optimizer]
-    tr = engine.Trainer(params, optimizer=optimizer, lr=lr, clip="none")
+    tr = engine.Trainer(params, optimizer=optimizer, lr=lr, clip_mode="none")
     first = tr.step(x, y, m).loss
     for _ in range(60):
         last = tr.step(x, y, m).loss
@@ -211,11 +207,11 @@ def test_nonfinite_error_policy_raises() -> None:
 
 def test_learning_rate_and_alpha_can_be_changed_between_steps() -> None:
     params, x, y, m = problem(9, t=5, b=4, h=8)
-    tr = engine.Trainer(params, lr=0.1, omega_alpha=1.0)
+    tr = engine.Trainer(params, lr=0.1, alpha=1.0)
     tr.lr = 0.0
-    tr.omega_alpha = 0.25
+    tr.alpha = 0.25
     tr.step(x, y, m)
-    assert tr.lr == 0.0 and tr.omega_alpha == 0.25
+    assert tr.lr == 0.0 and tr.alpha == 0.25
     for k in params:
         np.testing.assert_array_equal(tr.params[k], params[k])
     with pytest.raises(ValueError, match="learning rate"):
@@ -295,7 +291,7 @@ def test_bad_arguments_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match="unknown optimizer 'adam'"):
         engine.Trainer(params, optimizer="adam")
     with pytest.raises(ValueError, match="clipping threshold"):
-        engine.Trainer(params, clip="norm", clip_threshold=0.0)
+        engine.Trainer(params, clip_mode="norm", clip=0.0)
     with pytest.raises(ValueError, match="threads must be between 1 and"):
         engine.Trainer(params, threads=0)
 
@@ -326,7 +322,7 @@ def test_init_params_is_deterministic_and_honours_the_spectral_radius() -> None:
 def test_frozen_biases_stay_put_and_do_not_count_in_the_norm() -> None:
     params, x, y, m = problem(15, t=6, b=4, h=8)
     params["b"] = np.full(8, 0.3)
-    tr = engine.Trainer(params, lr=0.5, clip="none", train_biases=False)
+    tr = engine.Trainer(params, lr=0.5, clip_mode="none", train_biases=False)
     st_ = tr.step(x, y, m)
     np.testing.assert_array_equal(tr.params["b"], params["b"])
     np.testing.assert_array_equal(tr.params["b_out"], params["b_out"])

@@ -146,7 +146,7 @@ def test_omega_immediate_gradient_matches_finite_differences(
     """Eq. (10): ∂⁺Ω/∂W_rec with g_{k+1} and x_k frozen, added to W_rec's gradient with weight α
     and nowhere else."""
     plain = call(p, omega_form=form)
-    reg = call(p, omega_alpha=alpha, omega_form=form)
+    reg = call(p, alpha=alpha, omega_form=form)
     tr = reference(p, form)
     w = p["params"]["W_rec"]
     fd = finite_difference(
@@ -171,7 +171,7 @@ def test_omega_gradient_is_not_trivially_zero() -> None:
     mask = np.zeros((8, 3))
     mask[-1] = 1
     plain = engine.loss_and_grads(params, inputs, targets, mask)
-    reg = engine.loss_and_grads(params, inputs, targets, mask, omega_alpha=1.0)
+    reg = engine.loss_and_grads(params, inputs, targets, mask, alpha=1.0)
     assert plain.omega > 0.1
     assert np.abs(reg.grads["W_rec"] - plain.grads["W_rec"]).max() > 1e-2
 
@@ -179,7 +179,7 @@ def test_omega_gradient_is_not_trivially_zero() -> None:
 @settings(max_examples=60)
 @given(problems(), st.sampled_from([0.0, 1.0]))
 def test_float32_agrees_with_float64(p: dict, alpha: float) -> None:
-    res64 = call(p, omega_alpha=alpha)
+    res64 = call(p, alpha=alpha)
     p32 = dict(p)
     p32["params"] = {k: v.astype(np.float32) for k, v in p["params"].items()}
     p32["inputs"] = p["inputs"].astype(np.float32)
@@ -188,7 +188,7 @@ def test_float32_agrees_with_float64(p: dict, alpha: float) -> None:
         p32["targets"] = p["targets"].astype(np.float32)
     if p["x0"] is not None:
         p32["x0"] = p["x0"].astype(np.float32)
-    res32 = call(p32, omega_alpha=alpha)
+    res32 = call(p32, alpha=alpha)
     # f32 keeps ~7 digits; a handful of steps of products and sums of ≤ 5 terms loses at most a
     # few more, so 1e-4 relative to the gradient's norm is a loose but meaningful bound.
     norm = np.sqrt(sum(float(np.sum(g**2)) for g in res64.grads.values()))

@@ -51,7 +51,7 @@ def batches(k: int, t: int = 12, b: int = 6, i: int = 3, o: int = 4, seed: int =
 
 def trainers(**kw: object) -> tuple[engine.Trainer, engine.Trainer]:
     params = engine.init_params(3, 16, 4, scale=0.3, seed=1, dtype="float32")
-    cfg = {"lr": 0.05, "clip": "norm", "clip_threshold": 1.0, "omega_alpha": 1.0} | kw
+    cfg = {"lr": 0.05, "clip_mode": "norm", "clip": 1.0, "alpha": 1.0} | kw
     return engine.Trainer(params, device="cpu", **cfg), engine.Trainer(params, device="gpu", **cfg)
 
 
@@ -93,7 +93,7 @@ def test_every_adaptive_clipping_rule_follows_the_cpu(rule: str) -> None:
     and AGC act in the update kernel as the CPU does."""
     rules = {"clip_window": 2, "clip_factor": 1.05, "clip_percentile": 40.0, "clip_z": 0.5,
              "clip_beta": 0.5, "clip_warmup": 2, "clip_lambda": 0.05}  # fmt: skip
-    cpu, gpu = trainers(clip=rule, optimizer="momentum", lr=0.2, **rules)
+    cpu, gpu = trainers(clip_mode=rule, optimizer="momentum", lr=0.2, **rules)
     x, y, m = batches(8, seed=5)
     acted = 0
     for k in range(8):

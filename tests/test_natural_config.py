@@ -9,7 +9,7 @@ import pytest
 
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.training.config import (
-    CONFIG_KEYS,
+    all_config_keys,
     natural_preset_names,
     preset_dir,
     preset_names,
@@ -84,7 +84,7 @@ def test_layers_and_aliases(tmp_path: Path) -> None:
     c = resolve_natural_config({"method": "sgd-c", "len": 50}, f)
     assert (c.batch, c.lr, c.seq_len) == (8, 0.02, 50)  # file's per_method beats the preset's
     assert NaturalConfig.from_dict(c.to_dict()) == c
-    assert set(c.to_dict()) <= set(CONFIG_KEYS) | {"preset"}
+    assert set(c.to_dict()) <= set(all_config_keys()) | {"preset"}
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_layers_and_aliases(tmp_path: Path) -> None:
         ({"task": "music-jsb", "ahead": 5}, "ptb-char only"),
         ({"task": "ptb-char", "method": "sgd-c", "alpha": 0.1}, "needs --method sgd-cr"),
         ({"task": "ptb-char", "epochs": 0}, "epochs must be ≥ 1"),
-        ({"task": "ptb-char", "alpha_schedule": "exp"}, "unknown alpha schedule"),
+        ({"task": "ptb-char", "alpha_schedule": "exp"}, "unknown alpha_schedule"),
         ({"task": "ptb-char", "eval_every": 10}, "synthetic tasks only"),
         ({"task": "ptb-char", "len": "50:200"}, "fixed --len"),
         ({"task": "ptb-char", "device": "gpu"}, "CPU engine"),

@@ -50,7 +50,7 @@ def test_trainer_loss_on_carried_segments_matches_loss_and_grads(ahead: int) -> 
     segs = list(stream_segments(ids, batch_size=3, seg_len=20, ahead=ahead))
     p0 = init_params(vocab, 16, vocab, seed=5, dtype="float64", scale=0.3)
     settings = {"activation": "sigmoid", "loss": "softmax_ce", "time_reduction": "sum"}
-    tr = Trainer(p0, optimizer="sgd", lr=0.05, clip="none", omega_alpha=0.0,
+    tr = Trainer(p0, optimizer="sgd", lr=0.05, clip_mode="none", alpha=0.0,
                  carry_state=True, train_biases=False, **settings)  # fmt: skip
     x_ref = None  # the state a forward pass with the parameters of each update reaches
     for s in segs:

@@ -99,8 +99,8 @@ def test_no_policy_makes_cpu_weights_non_finite(
         activation=activation,
         optimizer=optimizer,
         lr=lr,
-        clip=clip,
-        clip_threshold=1.0,
+        clip_mode=clip,
+        clip=1.0,
         nonfinite=nonfinite,
         threads=1,
     )
@@ -110,7 +110,7 @@ def test_no_policy_makes_cpu_weights_non_finite(
 def test_the_reported_shrink_blow_up_stays_finite_and_shrinks() -> None:
     # lr = 1e9, no clipping, f32: the unbounded factor 1 − 0.02·lr made W_rec ±inf in 5 updates.
     params, x, y, m = problem(0, 1e4, "float32")
-    tr = engine.Trainer(params, activation="linear", lr=1e9, clip="none", nonfinite="shrink")
+    tr = engine.Trainer(params, activation="linear", lr=1e9, clip_mode="none", nonfinite="shrink")
     skipped = 0
     for _ in range(20):
         before = np.abs(tr.params["W_rec"]).max()
@@ -125,7 +125,7 @@ def test_the_reported_shrink_blow_up_stays_finite_and_shrinks() -> None:
 
 def test_an_overflowing_update_is_reported_by_the_error_policy() -> None:
     params, x, y, m = problem(1, 1.0, "float32")
-    tr = engine.Trainer(params, activation="tanh", lr=1e38, clip="none", nonfinite="error")
+    tr = engine.Trainer(params, activation="tanh", lr=1e38, clip_mode="none", nonfinite="error")
     with pytest.raises(FloatingPointError, match=r"learning rate|non-finite gradient"):
         for _ in range(3):
             tr.step(x, y, m)
@@ -163,8 +163,8 @@ def test_no_policy_makes_gpu_weights_non_finite(
         activation=activation,
         optimizer=optimizer,
         lr=lr,
-        clip=clip,
-        clip_threshold=1.0,
+        clip_mode=clip,
+        clip=1.0,
         nonfinite=nonfinite,
         device="gpu",
     )

@@ -36,7 +36,7 @@ rng = np.random.default_rng(0)
 x = rng.normal(size=(30, 5, 6))
 t = rng.integers(0, 4, (30, 5)).astype(np.int64)
 m = np.zeros((30, 5)); m[-1] = 1
-r = engine.loss_and_grads(p, x, t, m, activation="tanh", loss="softmax_ce", omega_alpha=2.0)
+r = engine.loss_and_grads(p, x, t, m, activation="tanh", loss="softmax_ce", alpha=2.0)
 print(json.dumps({"level": engine.simd_level(), "loss": r.loss, "omega": r.omega,
                   "grads": {k: v.tolist() for k, v in r.grads.items()}}))
 """

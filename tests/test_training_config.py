@@ -9,9 +9,9 @@ import pytest
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.taskgen import TASK_NAMES
 from rnnstab_cli.training.config import (
-    CONFIG_KEYS,
     LengthRange,
     TrainConfig,
+    all_config_keys,
     parse_length,
     preset_config,
     preset_names,
@@ -161,7 +161,7 @@ def test_parse_length_rejects(text: object) -> None:
 def test_to_dict_round_trips_and_uses_config_keys() -> None:
     cfg = resolve_config({"task": "memorization-20bit", "len": "20:30", "threads": 2})
     d = cfg.to_dict()
-    assert set(d) <= set(CONFIG_KEYS) | {"preset"}
+    assert set(d) <= set(all_config_keys()) | {"preset"}
     assert TrainConfig.from_dict(d) == cfg
 
 

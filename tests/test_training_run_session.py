@@ -16,7 +16,7 @@ from rnnstab_cli.training.records import TrainingInterrupted
 
 
 def test_initial_params_are_those_of_the_config_alone() -> None:
-    config = TrainConfig("temporal-order", "50", hidden=7, init_scale=0.2, seed=3)
+    config = TrainConfig(task="temporal-order", length="50", hidden=7, init_scale=0.2, seed=3)
     got = run_session.initial_params(config, 6, 4)
     want = engine.init_params(6, 7, 4, init="normal", scale=0.2, seed=3, dtype="float32")
     assert got.keys() == want.keys()
@@ -48,9 +48,9 @@ def test_resume_and_overwrite_guards(tmp_path: Path) -> None:
 
 
 def _trainer(optimizer: str = "momentum") -> engine.Trainer:
-    config = TrainConfig("temporal-order", "50", hidden=4, optimizer=optimizer)
+    config = TrainConfig(task="temporal-order", length="50", hidden=4, optimizer=optimizer)
     params = engine.init_params(6, 4, 4, seed=0, dtype="float32")
-    return run_session.engine_trainer(config, params, loss="softmax_ce", omega_alpha=0.0)
+    return run_session.engine_trainer(config, params, loss="softmax_ce", alpha=0.0)
 
 
 def test_snapshot_puts_back_params_and_optimizer_state() -> None:

@@ -18,7 +18,7 @@ from typing import Any, Final
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.sweep.spec import parse_set_option
 from rnnstab_cli.sweep.store import ResultStore, RunRow
-from rnnstab_cli.training.config import CONFIG_KEYS, METHODS, normalise_layer, parse_length
+from rnnstab_cli.training.config import METHODS, all_config_keys, normalise_layer, parse_length
 
 __all__ = [
     "Cell",
@@ -119,7 +119,7 @@ def parse_keys(text: str | None, option: str, default: Sequence[str]) -> list[st
     if not keys:
         raise UsageError(f"{option} needs at least one key, e.g. {option} method")
     for k in keys:
-        if k not in CONFIG_KEYS and k not in _EXTRA_KEYS:
+        if k not in all_config_keys() and k not in _EXTRA_KEYS:
             raise UsageError(f"{option}: unknown key {k!r}; group by a train option, e.g. method")
     return keys
 

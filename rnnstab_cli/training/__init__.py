@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rnnstab_cli.training.checkpoint import Checkpoint, load_checkpoint, load_config
     from rnnstab_cli.training.config import (
-        CONFIG_KEYS,
         METHODS,
         LengthRange,
         TrainConfig,
+        all_config_keys,
         parse_length,
         preset_names,
         resolve_config,
@@ -43,7 +43,7 @@ _EXPORTS: dict[str, str] = {
     "Checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
     "load_config": "checkpoint",
-    "CONFIG_KEYS": "config",
+    "all_config_keys": "config",
     "METHODS": "config",
     "LengthRange": "config",
     "TrainConfig": "config",
@@ -60,7 +60,6 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "CONFIG_KEYS",
     "METHODS",
     "Checkpoint",
     "ChunkReport",
@@ -71,6 +70,7 @@ __all__ = [
     "TrainConfig",
     "TrainingDiverged",
     "TrainingInterrupted",
+    "all_config_keys",
     "load_checkpoint",
     "load_config",
     "parse_length",

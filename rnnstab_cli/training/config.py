@@ -5,10 +5,10 @@ A run's settings come from three layers, later ones winning::
 
     preset (presets/<name>.toml)  <  --config FILE  <  command-line flags
 
-Every layer uses the same keys (:data:`CONFIG_KEYS`; ``-`` and ``_`` are interchangeable in
-TOML keys). :func:`resolve_config` merges the layers, applies the method mapping and returns a
-validated, fully resolved :class:`TrainConfig`; a sweep can call it in-process with a plain
-dict of overrides.
+Every layer uses the same keys (:func:`all_config_keys`: each setting's declaration, see
+:mod:`.settings`; ``-`` and ``_`` are interchangeable in TOML keys). :func:`resolve_config`
+merges the layers, applies the method mapping and returns a validated, fully resolved
+:class:`TrainConfig`; a sweep can call it in-process with a plain dict of overrides.
 
 Methods (the paper's names, §4.1):
 
@@ -21,7 +21,7 @@ Methods (the paper's names, §4.1):
 method that has Ω off is a contradiction and is refused.
 
 The paper's natural tasks (§4.2: polyphonic music, character-level Penn Treebank) share these
-layers and keys, plus the epoch-based keys of :data:`NATURAL_KEYS`; their presets
+layers and keys, plus the epoch-based settings of their own config; their presets
 (``presets/music-*.toml``, ``presets/ptb-char*.toml``) resolve to a
 :class:`~rnnstab_cli.training.natural.config.NaturalConfig` through
 :func:`~rnnstab_cli.training.natural.config.resolve_natural_config`. :func:`resolve_config` and
@@ -30,36 +30,35 @@ layers and keys, plus the epoch-based keys of :data:`NATURAL_KEYS`; their preset
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
+from rnnstab_cli.engine_names import CLIP_MODES
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.preset_files import preset_dir, preset_path
 from rnnstab_cli.resources import batches_bytes, bptt_bytes, forward_bytes, model_bytes, require
 from rnnstab_cli.taskgen import SOLVED_ERROR_RATE, TASK_NAMES, TEST_SEQUENCES, Task, make_task
 from rnnstab_cli.toml_files import read_toml
-from rnnstab_cli.training.model_settings import (
-    DTYPES,
-    METHODS,
-    ModelSettings,
-    check_clip_rule,
-    clip_keys_unused,
+from rnnstab_cli.training.model_settings import METHODS, ModelSettings
+from rnnstab_cli.training.settings import (
+    ValueType,
+    coerce,
+    config_keys,
+    declared,
+    keys_with_role,
+    rule_params,
+    setting,
+    value_types,
 )
 from rnnstab_cli.training.synthetic.evaluate import EVAL_BATCH
-from rnnstab_cli.training.value_checks import (
-    choice,
-    finite_at_least,
-    int_at_least,
-    positive_int,
-)
+from rnnstab_cli.training.value_checks import choice
 
 DEVICES: Final[tuple[str, ...]] = ("cpu", "gpu")
 #: The paper's natural tasks (§4.2), trained epoch by epoch (:mod:`.natural`).
@@ -77,89 +76,6 @@ MAX_TEST_SEQUENCES: Final[int] = 10_000_000
 #: Sequences of the cheap first look at the test error; the full TEST_SEQUENCES follow only
 #: when this screen is already at or below the success threshold.
 DEFAULT_SCREEN: Final[int] = 1000
-
-#: Keys a preset, a config file or the flags may set, with what each one holds.
-CONFIG_KEYS: Final[dict[str, str]] = {
-    "task": "task or preset name (see `rnnstab tasks`)",
-    "task_options": "table of task generator options, e.g. pattern_length for memorization",
-    "len": "sequence length N, or a range 'MIN:MAX' drawn uniformly per batch",
-    "method": "sgd | sgd-c | sgd-cr (the paper's names)",
-    "hidden": "number of hidden units",
-    "activation": "tanh | sigmoid | relu | linear",
-    "init": "normal | sparse | identity | orthogonal",
-    "init_scale": "standard deviation of the normal initialisation",
-    "lr": "learning rate",
-    "optimizer": "sgd | momentum | nesterov | rmsprop | adagrad",
-    "momentum": "momentum coefficient (momentum and nesterov optimisers)",
-    "clip_mode": "none | norm | value | auto | percentile | zscore | skip | agc (overrides the "
-    "method's clipping; the adaptive rules are defined in the README)",
-    "clip": "clipping threshold (norm and value)",
-    "clip_window": "auto: pre-clipping norms averaged (default 100)",
-    "clip_factor": "auto: threshold = factor × mean norm; skip: skip above factor × moving mean "
-    "(default 2)",
-    "clip_percentile": "percentile: p of the percentile of earlier norms (default 10)",
-    "clip_z": "zscore: clip at μ + z·σ of the norm (default 2.5)",
-    "clip_beta": "zscore, skip: weight of the past in the moving statistics (default 0.97)",
-    "clip_warmup": "zscore, skip: norms seen before the rule acts (default 25)",
-    "clip_lambda": "agc: bound λ on ‖G_i‖ / max(‖W_i‖, 1e-3) per unit (default 0.01)",
-    "alpha": "weight α of the Ω regulariser (used by sgd-cr)",
-    "omega_form": "norm (eq. 9) | squared (the authors' code)",
-    "time_reduction": "sum | mean of the cost over time steps",
-    "nonfinite": "skip | shrink | error: what a NaN/inf gradient (or an update that would "
-    "overflow the weights) does; shrink scales W_rec by 1 − 0.02·lr, bounded to [0.5, 1]",
-    "batch": "sequences per update",
-    "seed": "random seed (initialisation, training data, test data)",
-    "max_updates": "update budget",
-    "eval_every": "updates between evaluations",
-    "chunk": "updates per engine call (default: up to 100, fewer for wide inputs)",
-    "eval_sequences": "test sequences behind a 'solved' verdict (paper: 10000)",
-    "screen_sequences": "sequences of the cheap first look at the test error (0: always full)",
-    "solve_error": "test error rate at or below which a run is solved (paper: 0.01; the "
-    "authors' code: 0, no error of 10,000)",
-    "threads": "engine threads (0 or absent: one per core)",
-    "dtype": "float32 | float64",
-    "device": "cpu | gpu",
-    "diagnostics": "true | false: gradient-flow diagnostics at every evaluation (default true)",
-    "description": "free text, shown by `rnnstab tasks`; ignored for training",
-    # The natural tasks (§4.2) only:
-    "dataset": "natural tasks: jsb | nottingham | piano-midi | musedata | ptb-char",
-    "data": "natural tasks: the data file or folder (default: $RNNSTAB_DATA)",
-    "epochs": "natural tasks: epoch budget",
-    "seq_len": "natural tasks: time steps per training sequence or segment (paper: 200)",
-    "lr_halving": "natural tasks: halve the learning rate after an epoch whose training error rose",
-    "alpha_schedule": "natural tasks: constant | 1/t (α_t = α₀/t, t the epoch, from 1)",
-    "ahead": "ptb-char: predict the symbol this many steps ahead (1; 5 for §4.2's variant)",
-    "patience": "natural tasks: stop after this many epochs without a better validation score "
-    "(0: never)",
-    "train_biases": "natural tasks: false keeps the biases at zero (the paper's PTB model)",
-    "predict_first": "music: also predict each piece's first frame, from a silent frame",
-    "per_method": "natural presets: settings per method, e.g. [per_method.sgd-c] lr = 0.01",
-}
-
-#: Keys that only the natural tasks use; a synthetic run refuses them.
-NATURAL_KEYS: Final[frozenset[str]] = frozenset(
-    {"dataset", "data", "epochs", "seq_len", "lr_halving", "alpha_schedule", "ahead", "patience",
-     "train_biases", "predict_first", "per_method"}
-)  # fmt: skip
-
-#: Keys that decide the trajectory of a run; a resumed run must agree on all of them.
-TRAJECTORY_KEYS: Final[tuple[str, ...]] = (
-    "task", "task_options", "len", "method", "hidden", "activation", "init", "init_scale", "lr",
-    "optimizer", "momentum", "clip_mode", "clip", "alpha", "omega_form", "time_reduction",
-    "nonfinite", "batch", "seed", "chunk", "dtype",
-)  # fmt: skip
-#: Keys that decide when a run counts as solved; a resumed run must agree on them too (a run
-#: solved under one criterion is not solved under a stricter one). Kept apart from
-#: TRAJECTORY_KEYS so that runs stored before the key existed keep their ids.
-VERDICT_KEYS: Final[tuple[str, ...]] = ("solve_error",)
-#: The clipping rules' parameters (model_settings.CLIP_RULE_KEYS) shape the trajectory too, but
-#: only under their rule: a config carries them (to_dict) only then, so they are checked on
-#: resume and enter a run id only when they matter, and no older id changes.
-#: Keys a resumed run may change: they steer when to stop and how to run, not what is learnt.
-RESUMABLE_KEYS: Final[tuple[str, ...]] = (
-    "max_updates", "eval_every", "eval_sequences", "screen_sequences", "threads", "device",
-    "diagnostics",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -205,83 +121,145 @@ def parse_length(value: object) -> LengthRange:
     return LengthRange(lo, hi)
 
 
-@dataclass(frozen=True)
 class TrainConfig(ModelSettings):
     """A fully resolved training run. Build it with :func:`resolve_config` (presets, files,
     method mapping) or directly; either way ``__post_init__`` validates every value and raises
-    UsageError naming the bad one."""
+    UsageError naming the bad one. The settings shared with the natural tasks are
+    :class:`~.model_settings.ModelSettings`'."""
 
-    task: str
-    length: LengthRange
-    preset: str | None = None
-    task_options: Mapping[str, Any] = field(default_factory=dict)
-    method: str = "sgd-cr"
-    hidden: int = 50
-    activation: str = "tanh"
-    init: str = "normal"
-    init_scale: float = 0.1
-    lr: float = 0.001
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    clip_mode: str = "norm"
-    clip: float = 6.0
-    clip_window: int = 100
-    clip_factor: float = 2.0
-    clip_percentile: float = 10.0
-    clip_z: float = 2.5
-    clip_beta: float = 0.97
-    clip_warmup: int = 25
-    clip_lambda: float = 0.01
-    alpha: float = 2.0
-    omega_form: str = "norm"
-    time_reduction: str = "sum"
-    nonfinite: str = "skip"
-    batch: int = 20
-    seed: int = 0
-    max_updates: int = 100_000
-    eval_every: int = 1000
-    chunk: int = 0  # 0: chosen at construction (see default_chunk), then fixed
-    eval_sequences: int = TEST_SEQUENCES
-    screen_sequences: int = DEFAULT_SCREEN
-    solve_error: float = SOLVED_ERROR_RATE
-    threads: int | None = None
-    dtype: str = "float32"
-    device: str = "cpu"
-    diagnostics: bool = True  # measured cost: ~0.1% of training time (see synthetic/diagnostics.py)
+    length: LengthRange = setting(
+        key="len", help="sequence length N, or a range 'MIN:MAX' drawn uniformly per batch"
+    )
+    task_options: Mapping[str, Any] = setting(
+        default_factory=dict,
+        help="table of task generator options, e.g. pattern_length for memorization",
+    )
+    # The clipping rules' parameters, beyond ``clip`` (the threshold of ``norm`` and ``value``).
+    # The definitions are the engine's (rust/engine/src/clip_rules.rs):
+    # - auto (§3.2's heuristic): threshold = clip_factor × the mean of the last clip_window
+    #   pre-clipping norms; no clipping until clip_window norms have been seen;
+    # - percentile (AutoClip, Seetharaman et al. 2020): the clip_percentile-th percentile of
+    #   every earlier norm;
+    # - zscore (ZClip-like): rescale to μ + clip_z·σ of the norm's moving statistics (weight
+    #   clip_beta on the past) once clip_warmup norms have been seen;
+    # - skip: leave out an update whose norm exceeds clip_factor × the moving mean (weight
+    #   clip_beta) of earlier norms, after clip_warmup norms;
+    # - agc (Brock et al. 2021): unit-wise, ‖G_i‖ ≤ clip_lambda·max(‖W_i‖, 10⁻³).
+    clip_window: int = setting(
+        default=100,
+        at_least=1,
+        at_most=1_000_000,  # the engine's MAX_WINDOW
+        role="rule",
+        rules=("auto",),
+        engine=True,
+        help="auto: pre-clipping norms averaged (default 100)",
+    )
+    clip_factor: float = setting(
+        default=2.0,
+        above=0.0,
+        role="rule",
+        rules=("auto", "skip"),
+        engine=True,
+        help="auto: threshold = factor × mean norm; skip: skip above factor × moving mean "
+        "(default 2)",
+    )
+    clip_percentile: float = setting(
+        default=10.0,
+        above=0.0,
+        at_most=100.0,
+        role="rule",
+        rules=("percentile",),
+        engine=True,
+        help="percentile: p of the percentile of earlier norms (default 10)",
+    )
+    clip_z: float = setting(
+        default=2.5,
+        above=0.0,
+        role="rule",
+        rules=("zscore",),
+        engine=True,
+        help="zscore: clip at μ + z·σ of the norm (default 2.5)",
+    )
+    clip_beta: float = setting(
+        default=0.97,
+        above=0.0,
+        below=1.0,
+        role="rule",
+        rules=("zscore", "skip"),
+        engine=True,
+        help="zscore, skip: weight of the past in the moving statistics (default 0.97)",
+    )
+    clip_warmup: int = setting(
+        default=25,
+        at_least=1,
+        role="rule",
+        rules=("zscore", "skip"),
+        engine=True,
+        help="zscore, skip: norms seen before the rule acts (default 25)",
+    )
+    clip_lambda: float = setting(
+        default=0.01,
+        above=0.0,
+        role="rule",
+        rules=("agc",),
+        engine=True,
+        help="agc: bound λ on ‖G_i‖ / max(‖W_i‖, 1e-3) per unit (default 0.01)",
+    )
+    max_updates: int = setting(default=100_000, at_least=1, role="resumable", help="update budget")
+    eval_every: int = setting(
+        default=1000, at_least=1, role="resumable", help="updates between evaluations"
+    )
+    # The chunk decides which batch each update sees, so it is fixed at construction (0: see
+    # default_chunk) rather than re-derived from eval_every, which a resumed run may change.
+    chunk: int = setting(
+        default=0,
+        at_least=0,
+        help="updates per engine call (default: up to 100, fewer for wide inputs)",
+    )
+    eval_sequences: int = setting(
+        default=TEST_SEQUENCES,
+        at_least=1,
+        at_most=MAX_TEST_SEQUENCES,
+        role="resumable",
+        help="test sequences behind a 'solved' verdict (paper: 10000)",
+    )
+    screen_sequences: int = setting(
+        default=DEFAULT_SCREEN,
+        at_least=0,
+        at_most=MAX_TEST_SEQUENCES,
+        role="resumable",
+        help="sequences of the cheap first look at the test error (0: always full)",
+    )
+    solve_error: float = setting(
+        default=SOLVED_ERROR_RATE,
+        at_least=0.0,
+        below=1.0,
+        role="verdict",
+        help="test error rate at or below which a run is solved (paper: 0.01; the "
+        "authors' code: 0, no error of 10,000)",
+    )
+    device: str = setting(
+        default="cpu", choices=DEVICES, role="resumable", engine=True, help="cpu | gpu"
+    )
+    # Measured cost: ~0.1% of training time (see synthetic/diagnostics.py).
+    diagnostics: bool = setting(
+        default=True,
+        role="resumable",
+        help="true | false: gradient-flow diagnostics at every evaluation (default true)",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task_options", dict(self.task_options))
         object.__setattr__(self, "length", parse_length(self.length))
-        self._validate()
-        # The chunk size decides which batch each update sees, so it is fixed here once
-        # rather than re-derived from eval_every (which a resumed run may change).
-        if self.chunk == 0:
-            object.__setattr__(self, "chunk", self.default_chunk())
-
-    def _validate(self) -> None:
-        choice("device", self.device, DEVICES)
-        self._check_choices()
-        choice("dtype", self.dtype, DTYPES)
+        super().__post_init__()
         task = self.make_task()  # validates the name and options
         if self.length.lo < task.min_length:
             raise UsageError(
                 f"length {self.length} is too short for task {self.task!r} "
                 f"(minimum {task.min_length})"
             )
-        self._check_numbers()
-        check_clip_rule(self)
-        for name in ("max_updates", "eval_every", "eval_sequences"):
-            positive_int(name, getattr(self, name))
-        int_at_least("chunk", self.chunk, 0)
-        int_at_least("screen_sequences", self.screen_sequences, 0)
-        for name in ("eval_sequences", "screen_sequences"):
-            if getattr(self, name) > MAX_TEST_SEQUENCES:
-                raise UsageError(
-                    f"{name} must be at most {MAX_TEST_SEQUENCES:,}, got {getattr(self, name)}"
-                )
-        finite_at_least("solve_error", self.solve_error, 0.0)
-        if self.solve_error >= 1.0:
-            raise UsageError(f"solve_error must be below 1, got {self.solve_error!r}")
+        if self.chunk == 0:
+            object.__setattr__(self, "chunk", self.default_chunk())
 
     def default_chunk(self) -> int:
         """min(eval_every, 100) updates, fewer if that many batches would exceed CHUNK_BYTES."""
@@ -334,16 +312,11 @@ class TrainConfig(ModelSettings):
         :meth:`from_dict` reads it back."""
         d: dict[str, Any] = {}
         unused = clip_keys_unused(self.clip_mode)
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.name in unused:
+        for decl in declared(TrainConfig):
+            v = getattr(self, decl.name)
+            if decl.key in unused or v is None:
                 continue
-            if f.name == "length":
-                d["len"] = v.to_toml()
-            elif f.name == "task_options":
-                d[f.name] = dict(v)
-            elif v is not None:
-                d[f.name] = v
+            d[decl.key] = v.to_toml() if isinstance(v, LengthRange) else v
         return d
 
     @classmethod
@@ -357,80 +330,94 @@ class TrainConfig(ModelSettings):
         return cls(**layer)
 
 
+#: The keys of the synthetic tasks whose change when resuming would change what is learnt (a
+#: resumed run must agree on them; each enters the run's id).
+TRAJECTORY_KEYS: Final[tuple[str, ...]] = keys_with_role(TrainConfig, "trajectory")
+#: Keys that decide when a run counts as solved; a resumed run must agree on them too (a run
+#: solved under one criterion is not solved under a stricter one). Kept apart from
+#: TRAJECTORY_KEYS so that runs stored before the key existed keep their ids.
+VERDICT_KEYS: Final[tuple[str, ...]] = keys_with_role(TrainConfig, "verdict")
+#: Keys a resumed run may change: they steer when to stop and how to run, not what is learnt.
+RESUMABLE_KEYS: Final[tuple[str, ...]] = keys_with_role(TrainConfig, "resumable")
+#: The clipping rules' parameters: they shape the trajectory too, but only under their rule: a
+#: config carries them (to_dict) only then, so they are checked on resume and enter a run id
+#: only when they matter, and no older id changes.
+CLIP_RULE_KEYS: Final[tuple[str, ...]] = keys_with_role(TrainConfig, "rule")
+#: Each clipping mode's parameters beyond ``clip``.
+CLIP_RULE_PARAMS: Final[dict[str, tuple[str, ...]]] = {
+    mode: rule_params(TrainConfig).get(mode, ()) for mode in CLIP_MODES
+}
+
+
+def clip_keys_unused(clip_mode: str) -> frozenset[str]:
+    """The rule parameters ``clip_mode`` does not look at."""
+    return frozenset(CLIP_RULE_KEYS) - set(CLIP_RULE_PARAMS.get(clip_mode, ()))
+
+
 # --------------------------------------------------------------------------------------------
 # Layers: presets, config files, flags
 # --------------------------------------------------------------------------------------------
 
-_INT_KEYS: Final = frozenset(
-    {"hidden", "batch", "seed", "max_updates", "eval_every", "chunk", "eval_sequences",
-     "screen_sequences", "threads", "epochs", "seq_len", "ahead", "patience", "clip_window",
-     "clip_warmup"}
-)  # fmt: skip
-_BOOL_KEYS: Final = frozenset({"diagnostics", "lr_halving", "train_biases", "predict_first"})
-_FLOAT_KEYS: Final = frozenset(
-    {"init_scale", "lr", "momentum", "clip", "alpha", "solve_error", "clip_factor",
-     "clip_percentile", "clip_z", "clip_beta", "clip_lambda"}
-)  # fmt: skip
-_STR_KEYS: Final = frozenset(
-    {"task", "method", "activation", "init", "optimizer", "clip_mode", "omega_form",
-     "time_reduction", "nonfinite", "dtype", "device", "description", "preset", "dataset",
-     "data", "alpha_schedule"}
-)  # fmt: skip
+#: Keys a file may hold that are no setting of a run.
+FILE_KEYS: Final[dict[str, str]] = {
+    "description": "free text, shown by `rnnstab tasks`; ignored for training",
+    "per_method": "natural presets: settings per method, e.g. [per_method.sgd-c] lr = 0.01",
+}
 #: Keys a ``per_method`` table may not set: they choose what the table applies to.
 _PER_METHOD_FORBIDDEN: Final = frozenset({"task", "method", "per_method", "preset", "dataset"})
+
+
+def _settings_classes() -> tuple[type, ...]:
+    # Imported here: the natural tasks' config builds on this module.
+    from rnnstab_cli.training.natural.config import NaturalConfig
+
+    return (TrainConfig, NaturalConfig)
+
+
+def all_config_keys() -> dict[str, str]:
+    """Every key a preset, a config file or the flags may set, for either kind of run, with
+    what it holds (the settings' declarations, then :data:`FILE_KEYS`)."""
+    keys = config_keys(*_settings_classes())
+    keys.pop("preset")  # written by rnnstab into saved configs, not set by people
+    return keys | FILE_KEYS
+
+
+def _key_types() -> dict[str, ValueType]:
+    return value_types(*_settings_classes())
 
 
 def normalise_layer(
     data: Mapping[str, Any], *, source: str, allow_preset: bool = False
 ) -> dict[str, Any]:
     """Canonical keys (``-`` → ``_``) and checked TOML types; UsageError names a bad key."""
+    known = all_config_keys()
+    types = _key_types()
     out: dict[str, Any] = {}
     for raw_key, value in data.items():
         key = str(raw_key).replace("-", "_")
-        if key not in CONFIG_KEYS and not (allow_preset and key == "preset"):
-            near = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
+        if key not in known and not (allow_preset and key == "preset"):
+            near = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise UsageError(f"{source}: unknown key {raw_key!r}{hint}")
-        out[key] = _coerce(key, value, source)
+        out[key] = _coerce(key, value, types.get(key), source)
     return out
 
 
-def _coerce(key: str, value: Any, source: str) -> Any:
-    def bad(expected: str) -> UsageError:
-        return UsageError(f"{source}: {key} must be {expected}, got {value!r}")
-
-    if key in _INT_KEYS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-        if key == "threads" and value == 0:
-            return None  # 0 means "one per core", the engine's own default
-        return value
-    if key in _FLOAT_KEYS:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad("a number")
-        return float(value)
-    if key in _STR_KEYS:
-        if value is None and key == "preset":
-            return None
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    if key in _BOOL_KEYS:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
+def _coerce(key: str, value: Any, vt: ValueType | None, source: str) -> Any:
+    if key == "threads" and value == 0 and not isinstance(value, bool):
+        return None  # 0 means "one per core", the engine's own default
     if key == "len":
         try:
             return parse_length(value)
         except UsageError as e:
             raise UsageError(f"{source}: len: {e}") from None
-    if key == "task_options":
-        if not isinstance(value, Mapping):
-            raise bad("a table")
-        return dict(value)
     if key == "per_method":
         return _coerce_per_method(value, source)
-    raise AssertionError(f"unhandled config key {key}")  # CONFIG_KEYS and the sets disagree
+    if vt is None:  # a file-only key holding text
+        if not isinstance(value, str):
+            raise UsageError(f"{source}: {key} must be a string, got {value!r}")
+        return value
+    return coerce(key, value, vt, source)
 
 
 def _coerce_per_method(value: Any, source: str) -> dict[str, dict[str, Any]]:
@@ -543,7 +530,7 @@ def resolve_config(
     """Merge preset < config file < ``flags`` into a validated :class:`TrainConfig`.
 
     ``flags`` holds only the options the user actually gave (``None`` values are ignored), under
-    :data:`CONFIG_KEYS` names. The task (a preset name) comes from the flags, else the file.
+    :func:`all_config_keys` names. The task (a preset name) comes from the flags, else the file.
     """
     file_layer, flag_layer = explicit_layers(flags, config_file)
     selector = flag_layer.pop("task", None) or file_layer.pop("task", None)
@@ -559,7 +546,7 @@ def resolve_config(
     explicit = {**file_layer, **flag_layer}
     merged = {**preset, **explicit}
     merged.pop("description", None)
-    natural_only = sorted(NATURAL_KEYS & set(merged))
+    natural_only = sorted(set(merged) - set(config_keys(TrainConfig)))
     if natural_only:
         raise UsageError(
             f"{natural_only[0]} applies to the natural tasks ({', '.join(NATURAL_TASKS)}) "

@@ -17,8 +17,9 @@ import numpy as np
 from rnnstab_cli.engine import Trainer, init_params
 from rnnstab_cli.errors import CheckpointError, RnnstabError, UsageError
 from rnnstab_cli.training.checkpoint import has_checkpoint
-from rnnstab_cli.training.model_settings import CLIP_RULE_KEYS, ModelSettings
+from rnnstab_cli.training.model_settings import ModelSettings
 from rnnstab_cli.training.records import TrainingInterrupted
+from rnnstab_cli.training.settings import Settings, engine_arguments
 
 Params = dict[str, np.ndarray]
 
@@ -33,32 +34,13 @@ class TrainingDiverged(RnnstabError):
         return cls(f"training diverged after {updates} updates: {error}")
 
 
-def engine_trainer(
-    config: Any, params: Params, *, loss: str, omega_alpha: float, **options: Any
-) -> Trainer:
-    """The engine's trainer for a run's settings — the one mapping from config keys to the
-    engine, for synthetic and natural runs alike (``options``: what only one kind sets, such as
-    the device or a carried state). The engine names a bad argument; that becomes a UsageError.
-    The clipping rules' parameters go along where the config has them (the synthetic runs)."""
-    clip_rule = {k: getattr(config, k) for k in CLIP_RULE_KEYS if hasattr(config, k)}
+def engine_trainer(config: Settings, params: Params, *, loss: str, **options: Any) -> Trainer:
+    """The engine's trainer for a run's settings: each setting declared for the engine
+    (:func:`~.settings.engine_arguments`, the same names at the binding), then ``options``,
+    which add what only the loop knows (the loss, a carried state) or override a setting's
+    value (α on a schedule). The engine names a bad argument; that becomes a UsageError."""
     try:
-        return Trainer(
-            params,
-            activation=config.activation,
-            loss=loss,
-            optimizer=config.optimizer,
-            lr=config.lr,
-            clip=config.clip_mode,
-            clip_threshold=config.clip,
-            omega_alpha=omega_alpha,
-            omega_form=config.omega_form,
-            time_reduction=config.time_reduction,
-            momentum=config.momentum,
-            nonfinite=config.nonfinite,
-            threads=config.threads,
-            **clip_rule,
-            **options,
-        )
+        return Trainer(params, loss=loss, **(engine_arguments(config) | options))
     except (ValueError, TypeError) as e:
         raise UsageError(f"the engine refused these settings: {e}") from None
 

@@ -14,19 +14,17 @@ step for settings the paper gives per method (e.g. PTB's learning rate: 0.01 wit
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 from rnnstab_cli.datasets import DATASETS
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.preset_files import preset_path
 from rnnstab_cli.training.config import (
-    CONFIG_KEYS,
     NATURAL_TASKS,
     LengthRange,
+    TrainConfig,
     apply_method,
     explicit_layers,
     is_natural_preset,
@@ -35,78 +33,74 @@ from rnnstab_cli.training.config import (
     normalise_layer,
     read_config_file,
 )
-from rnnstab_cli.training.model_settings import (
-    BASIC_CLIP_MODES,
-    CLIP_RULE_KEYS,
-    DTYPES,
-    METHODS,
-    ModelSettings,
-)
+from rnnstab_cli.training.model_settings import BASIC_CLIP_MODES, METHODS, ModelSettings
 from rnnstab_cli.training.natural.schedule import alpha_at
-from rnnstab_cli.training.value_checks import choice, int_at_least, positive_int
+from rnnstab_cli.training.settings import config_keys, declared, keys_with_role, setting
+from rnnstab_cli.training.value_checks import choice
 
 MUSIC_DATASETS: Final[tuple[str, ...]] = tuple(n for n, s in DATASETS.items() if s.kind == "music")
 ALPHA_SCHEDULES: Final[tuple[str, ...]] = ("constant", "1/t")
 
-#: Keys of the synthetic tasks that mean nothing for an epoch-based run.
-SYNTHETIC_ONLY: Final[frozenset[str]] = frozenset(
-    {
-        "task_options",
-        "eval_every",
-        "chunk",
-        "eval_sequences",
-        "screen_sequences",
-        "diagnostics",
-        "solve_error",
-        *CLIP_RULE_KEYS,
-    }
-)
-#: Keys a resumed natural run may change: budgets, early stopping, threads, where the data is.
-NATURAL_RESUMABLE_KEYS: Final[tuple[str, ...]] = (
-    "epochs", "max_updates", "patience", "threads", "data",
-)  # fmt: skip
 
-
-@dataclass(frozen=True)
-class NaturalConfig(ModelSettings):
+class NaturalConfig(ModelSettings, kind="natural"):
     """A fully resolved natural-task run; ``__post_init__`` validates every value.
 
     The defaults are neutral; the paper's numbers live in the presets (``presets/*.toml``).
     """
 
-    task: str  # "music" or "ptb-char"
-    dataset: str
-    preset: str | None = None
-    data: str | None = None  # None: $RNNSTAB_DATA
-    method: str = "sgd-cr"
-    hidden: int = 300
-    activation: str = "sigmoid"
-    init: str = "normal"
-    init_scale: float = 0.1
-    lr: float = 1.0
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    clip_mode: str = "norm"
-    clip: float = 8.0
-    alpha: float = 0.0
-    alpha_schedule: str = "constant"
-    lr_halving: bool = True
-    omega_form: str = "norm"
-    time_reduction: str = "mean"
-    nonfinite: str = "skip"
-    batch: int = 1
-    seq_len: int = 200
-    ahead: int = 1
-    train_biases: bool = True
-    predict_first: bool = False
-    seed: int = 0
-    epochs: int = 100
-    max_updates: int = 0  # 0: no update budget, only epochs
-    patience: int = 0  # 0: no early stopping
-    threads: int | None = None
-    dtype: str = "float32"
+    dataset: str = setting(help="natural tasks: " + " | ".join(MUSIC_DATASETS) + " | ptb-char")
+    data: str | None = setting(
+        default=None,
+        role="resumable",
+        help="natural tasks: the data file or folder (default: $RNNSTAB_DATA)",
+    )
+    alpha_schedule: str = setting(
+        default="constant",
+        choices=ALPHA_SCHEDULES,
+        help="natural tasks: constant | 1/t (α_t = α₀/t, t the epoch, from 1)",
+    )
+    lr_halving: bool = setting(
+        default=True,
+        help="natural tasks: halve the learning rate after an epoch whose training error rose",
+    )
+    seq_len: int = setting(
+        default=200,
+        at_least=1,
+        help="natural tasks: time steps per training sequence or segment (paper: 200)",
+    )
+    ahead: int = setting(
+        default=1,
+        at_least=1,
+        help="ptb-char: predict the symbol this many steps ahead (1; 5 for §4.2's variant)",
+    )
+    train_biases: bool = setting(
+        default=True,
+        engine=True,
+        help="natural tasks: false keeps the biases at zero (the paper's PTB model)",
+    )
+    predict_first: bool = setting(
+        default=False,
+        help="music: also predict each piece's first frame, from a silent frame",
+    )
+    epochs: int = setting(
+        default=100, at_least=1, role="resumable", help="natural tasks: epoch budget"
+    )
+    max_updates: int = setting(
+        default=0,
+        at_least=0,
+        role="resumable",
+        help="update budget (natural tasks: 0, the default, for epochs only)",
+    )
+    patience: int = setting(
+        default=0,
+        at_least=0,
+        role="resumable",
+        help="natural tasks: stop after this many epochs without a better validation score "
+        "(0: never)",
+    )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         choice("task", self.task, NATURAL_TASKS)
         datasets = MUSIC_DATASETS if self.task == "music" else ("ptb-char",)
         if self.dataset not in datasets:
@@ -114,27 +108,16 @@ class NaturalConfig(ModelSettings):
                 f"data set {self.dataset!r} does not fit task {self.task!r}; expected one of: "
                 f"{', '.join(datasets)}"
             )
-        self._check_choices()
         if self.clip_mode not in BASIC_CLIP_MODES:
             # The adaptive rules' state is not in the natural tasks' checkpoints (yet).
             raise UsageError(
                 f"clip mode {self.clip_mode!r} is for the synthetic tasks; the natural tasks "
                 f"take one of: {', '.join(BASIC_CLIP_MODES)}"
             )
-        choice("alpha schedule", self.alpha_schedule, ALPHA_SCHEDULES)
-        choice("dtype", self.dtype, DTYPES)
-        self._check_numbers()
-        for name in ("seq_len", "ahead", "epochs"):
-            positive_int(name, getattr(self, name))
-        for name in ("max_updates", "patience"):
-            int_at_least(name, getattr(self, name), 0)
         if self.task == "music" and self.ahead != 1:
             raise UsageError("ahead applies to ptb-char only; music predicts the next frame")
         if self.task == "ptb-char" and self.predict_first:
             raise UsageError("predict_first applies to music only")
-        for name in ("lr_halving", "train_biases", "predict_first"):
-            if not isinstance(getattr(self, name), bool):
-                raise UsageError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     @property
     def label(self) -> str:
@@ -158,11 +141,8 @@ class NaturalConfig(ModelSettings):
     def to_dict(self) -> dict[str, Any]:
         """The settings under config-file keys (None values left out); :meth:`from_dict`
         reads it back."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not None
-        }
+        values = ((d.key, getattr(self, d.name)) for d in declared(NaturalConfig))
+        return {k: v for k, v in values if v is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> NaturalConfig:
@@ -172,6 +152,15 @@ class NaturalConfig(ModelSettings):
         if "task" not in layer or "dataset" not in layer:
             raise UsageError(f"{source}: needs both 'task' and 'dataset'")
         return cls(**layer)
+
+
+#: Keys of the synthetic tasks that mean nothing for an epoch-based run (``len`` is taken as
+#: ``seq_len``, and ``device`` is refused with its own message).
+SYNTHETIC_ONLY: Final[frozenset[str]] = frozenset(
+    set(config_keys(TrainConfig)) - set(config_keys(NaturalConfig)) - {"len", "device"}
+)
+#: Keys a resumed natural run may change: budgets, early stopping, threads, where the data is.
+NATURAL_RESUMABLE_KEYS: Final[tuple[str, ...]] = keys_with_role(NaturalConfig, "resumable")
 
 
 def is_natural_selection(
@@ -211,7 +200,7 @@ def resolve_natural_config(
     """Merge the layers (see the module docstring) into a validated :class:`NaturalConfig`.
 
     ``flags`` holds only the options the user gave (``None`` values are ignored), under
-    :data:`~rnnstab_cli.training.config.CONFIG_KEYS` names. ``len`` is accepted as ``seq_len``.
+    :func:`~rnnstab_cli.training.config.all_config_keys` names; ``len`` is taken as ``seq_len``.
     """
     file_layer, flag_layer = explicit_layers(flags, config_file)
     selector = flag_layer.pop("task", None) or file_layer.get("task")
@@ -251,9 +240,9 @@ def resolve_natural_config(
         merged["seq_len"] = length.lo
     apply_method(merged, explicit, method)
     merged["preset"] = preset_name
-    unknown = set(merged) - {f.name for f in dataclasses.fields(NaturalConfig)}
-    if unknown:  # a CONFIG_KEYS key NaturalConfig does not have: a bug, not a user error
-        raise AssertionError(f"unhandled keys {sorted(unknown)} (CONFIG_KEYS: {len(CONFIG_KEYS)})")
+    unknown = set(merged) - set(config_keys(NaturalConfig))
+    if unknown:  # a config key NaturalConfig does not declare: a bug, not a user error
+        raise AssertionError(f"unhandled keys {sorted(unknown)}")
     return NaturalConfig(**merged)
 
 

@@ -89,9 +89,8 @@ def make_natural_trainer(config: NaturalConfig, params: Params) -> Trainer:
         config,
         params,
         loss=config.loss,
-        omega_alpha=config.alpha_at(1),
+        alpha=config.alpha_at(1),
         carry_state=config.task == "ptb-char",
-        train_biases=config.train_biases,
     )
 
 
@@ -304,7 +303,7 @@ def run_natural(
             epoch = run.state.current_epoch
             alpha = config.alpha_at(epoch)
             run.trainer.lr = run.state.lr
-            run.trainer.omega_alpha = alpha
+            run.trainer.alpha = alpha
             if progress is not None:
                 progress.epoch_start(epoch, run.state.epoch.updates, run.state.lr, alpha)
             _train_epoch(run, progress)

@@ -33,8 +33,8 @@ from rnnstab_cli.training.checkpoint import (
     read_metrics,
     save_checkpoint,
 )
-from rnnstab_cli.training.config import TRAJECTORY_KEYS, VERDICT_KEYS, TrainConfig
-from rnnstab_cli.training.model_settings import BASIC_CLIP_MODES, CLIP_RULE_KEYS
+from rnnstab_cli.training.config import TrainConfig
+from rnnstab_cli.training.model_settings import BASIC_CLIP_MODES
 from rnnstab_cli.training.records import ChunkReport, EvalRecord, ProgressSink, RunResult
 from rnnstab_cli.training.run_session import (
     TrainerSnapshot,
@@ -49,6 +49,7 @@ from rnnstab_cli.training.run_session import (
     restore_optimizer,
     resume_dir,
 )
+from rnnstab_cli.training.settings import keys_with_role
 from rnnstab_cli.training.synthetic.batches import ChunkSource
 from rnnstab_cli.training.synthetic.diagnostics import gradient_flow
 from rnnstab_cli.training.synthetic.evaluate import judge
@@ -61,14 +62,14 @@ EvalCallback = Callable[[EvalRecord], None]
 def check_resumable(config: TrainConfig, saved: TrainConfig) -> None:
     """Refuse to continue a checkpoint under settings that would change its trajectory."""
     refuse_changes(
-        config.to_dict(), saved.to_dict(), TRAJECTORY_KEYS + VERDICT_KEYS + CLIP_RULE_KEYS
+        config.to_dict(),
+        saved.to_dict(),
+        keys_with_role(TrainConfig, "trajectory", "verdict", "rule"),
     )
 
 
 def _make_trainer(config: TrainConfig, task: Task, params: dict[str, np.ndarray]) -> Trainer:
-    return engine_trainer(
-        config, params, loss=task.loss, omega_alpha=config.alpha, device=config.device
-    )
+    return engine_trainer(config, params, loss=task.loss)
 
 
 def _eval_due(state: RunState, config: TrainConfig) -> bool:

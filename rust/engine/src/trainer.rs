@@ -40,6 +40,8 @@ pub fn shrink_factor(lr: f64) -> f64 {
 }
 
 impl NonFinitePolicy {
+    pub const CHOICES: &'static str = "skip, shrink, error";
+
     pub fn parse(name: &str) -> Result<Self> {
         match name {
             "skip" => Ok(NonFinitePolicy::Skip),
@@ -48,7 +50,7 @@ impl NonFinitePolicy {
             _ => Err(EngineError::UnknownName {
                 what: "non-finite policy",
                 got: name.to_string(),
-                choices: "skip, shrink, error",
+                choices: Self::CHOICES,
             }),
         }
     }

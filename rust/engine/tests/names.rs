@@ -1,7 +1,7 @@
 //! The lists of names the engine's errors quote (and the Python layer offers) are the names it
 //! accepts, each naming itself back.
 
-use rnnstab_engine::{Activation, Clip, Loss, OptimizerKind, CLIP_NAMES};
+use rnnstab_engine::{Activation, Clip, Loss, NonFinitePolicy, OptimizerKind, CLIP_NAMES};
 
 fn names(list: &str) -> Vec<&str> {
     list.split(", ").collect()
@@ -19,6 +19,9 @@ fn every_listed_name_is_accepted_and_names_itself() {
     }
     for name in names(OptimizerKind::CHOICES) {
         OptimizerKind::parse(name).expect("a listed optimiser");
+    }
+    for name in names(NonFinitePolicy::CHOICES) {
+        NonFinitePolicy::parse(name).expect("a listed non-finite policy");
     }
     for name in names(CLIP_NAMES) {
         assert_eq!(Clip::parse(name, 1.0).expect("a listed rule").name(), name);

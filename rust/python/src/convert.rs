@@ -221,12 +221,12 @@ impl<'py, T: Float + HasDtype> BatchViews<'py, T> {
 pub fn settings_from(
     activation: &str,
     loss: &str,
-    omega_alpha: f64,
+    alpha: f64,
     omega_form: &str,
     time_reduction: &str,
     full_length: bool,
 ) -> PyResult<eng::Settings> {
-    eng::check_alpha(omega_alpha).map_err(engine_err)?;
+    eng::check_alpha(alpha).map_err(engine_err)?;
     Ok(eng::Settings {
         model: eng::ModelConfig {
             activation: eng::Activation::parse(activation).map_err(engine_err)?,
@@ -234,7 +234,7 @@ pub fn settings_from(
             time_reduction: eng::TimeReduction::parse(time_reduction).map_err(engine_err)?,
         },
         omega: eng::OmegaConfig {
-            alpha: omega_alpha,
+            alpha,
             form: eng::OmegaForm::parse(omega_form).map_err(engine_err)?,
         },
         full_length,

@@ -23,7 +23,7 @@ type LossGradsOut<'py> = (f64, f64, Bound<'py, PyDict>, usize, Bound<'py, PyAny>
 
 /// E, Ω, the gradients, the number of Ω pairs and x_T for one batch.
 #[pyfunction]
-#[pyo3(signature = (params, inputs, targets, mask, activation, loss, omega_alpha, omega_form, time_reduction, x0=None, threads=None, full_length=false))]
+#[pyo3(signature = (params, inputs, targets, mask, activation, loss, alpha, omega_form, time_reduction, x0=None, threads=None, full_length=false))]
 #[allow(clippy::too_many_arguments)]
 fn loss_and_grads<'py>(
     py: Python<'py>,
@@ -33,7 +33,7 @@ fn loss_and_grads<'py>(
     mask: &Bound<'py, PyAny>,
     activation: &str,
     loss: &str,
-    omega_alpha: f64,
+    alpha: f64,
     omega_form: &str,
     time_reduction: &str,
     x0: Option<&Bound<'py, PyAny>>,
@@ -43,7 +43,7 @@ fn loss_and_grads<'py>(
     let settings = settings_from(
         activation,
         loss,
-        omega_alpha,
+        alpha,
         omega_form,
         time_reduction,
         full_length,
@@ -241,6 +241,10 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyTuple::new(m.py(), names(eng::OptimizerKind::CHOICES))?,
     )?;
     m.add("CLIP_MODES", PyTuple::new(m.py(), names(eng::CLIP_NAMES))?)?;
+    m.add(
+        "NONFINITE_POLICIES",
+        PyTuple::new(m.py(), names(eng::NonFinitePolicy::CHOICES))?,
+    )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

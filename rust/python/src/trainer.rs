@@ -115,8 +115,8 @@ impl Trainer {
     #[new]
     // Every setting by keyword: two settings of one type swapped by position would pass
     // silently.
-    #[pyo3(signature = (params, *, activation="tanh", loss="softmax_ce", optimizer="sgd", lr=0.01, clip="norm",
-                        clip_threshold=6.0, omega_alpha=0.0, omega_form="norm", time_reduction="sum",
+    #[pyo3(signature = (params, *, activation="tanh", loss="softmax_ce", optimizer="sgd", lr=0.01, clip_mode="norm",
+                        clip=6.0, alpha=0.0, omega_form="norm", time_reduction="sum",
                         momentum=0.9, rho=0.9, eps=1e-8, nonfinite="skip", threads=None, carry_state=false,
                         train_biases=true, device="cpu", clip_window=100, clip_factor=2.0,
                         clip_percentile=10.0, clip_z=2.5, clip_beta=0.97, clip_warmup=25,
@@ -128,9 +128,9 @@ impl Trainer {
         loss: &str,
         optimizer: &str,
         lr: f64,
-        clip: &str,
-        clip_threshold: f64,
-        omega_alpha: f64,
+        clip_mode: &str,
+        clip: f64,
+        alpha: f64,
         omega_form: &str,
         time_reduction: &str,
         momentum: f64,
@@ -150,7 +150,7 @@ impl Trainer {
         clip_lambda: f64,
     ) -> PyResult<Self> {
         let clip_params = eng::ClipParams {
-            threshold: clip_threshold,
+            threshold: clip,
             window: clip_window,
             factor: clip_factor,
             percentile: clip_percentile,
@@ -160,15 +160,8 @@ impl Trainer {
             lambda: clip_lambda,
         };
         let config = eng::TrainerConfig {
-            settings: settings_from(
-                activation,
-                loss,
-                omega_alpha,
-                omega_form,
-                time_reduction,
-                false,
-            )?,
-            clip: eng::Clip::parse_with(clip, &clip_params).map_err(engine_err)?,
+            settings: settings_from(activation, loss, alpha, omega_form, time_reduction, false)?,
+            clip: eng::Clip::parse_with(clip_mode, &clip_params).map_err(engine_err)?,
             optimizer: eng::OptimizerConfig {
                 kind: eng::OptimizerKind::parse(optimizer).map_err(engine_err)?,
                 lr,
@@ -260,12 +253,12 @@ impl Trainer {
     }
 
     #[getter]
-    fn omega_alpha(&self) -> f64 {
+    fn alpha(&self) -> f64 {
         dispatch!(&self.inner, t => t.config().settings.omega.alpha, g => g.config().settings.omega.alpha)
     }
 
     #[setter]
-    fn set_omega_alpha(&mut self, alpha: f64) -> PyResult<()> {
+    fn set_alpha(&mut self, alpha: f64) -> PyResult<()> {
         dispatch!(&mut self.inner, t => t.set_omega_alpha(alpha).map_err(engine_err),
                   g => g.set_omega_alpha(alpha).map_err(crate::gpu::gpu_err))
     }
