@@ -47,8 +47,8 @@ PRESET_RUN_IDS = {
     "music-musedata": "1a1ba9724209c307",
     "music-nottingham": "097cea528eb4ee26",
     "music-piano-midi": "1e5c7ad1ff7b1069",
-    "ptb-char-5ahead": "0a31f10e96658ceb",
-    "ptb-char": "e9a7cefa8ec3e456",
+    "ptb-char-5ahead": "e857665e5b889b6d",  # one stream per update since 2026-12-03
+    "ptb-char": "73e92fbfe79b6f3d",  # one stream per update since 2026-12-03
 }
 
 

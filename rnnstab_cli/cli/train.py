@@ -16,18 +16,9 @@ from typing import Annotated, Any
 import typer
 
 from rnnstab_cli.cli.common import EXIT_CODES_HELP
-from rnnstab_cli.training.model_settings import ModelSettings
-from rnnstab_cli.training.settings import flag_help
 
 # What the command does lives in cli/train_run.py, imported when it runs: defining the options
-# (and `rnnstab --help`) then needs neither numpy nor the engine. The shared settings' help is
-# their declaration's (ModelSettings, light to import); the rest name the synthetic or natural
-# tasks' own settings, whose classes need numpy.
-
-
-def _help(key: str) -> str:
-    return flag_help(ModelSettings, key)
-
+# (and `rnnstab --help`) then needs neither numpy nor the engine.
 
 _TASK = "Task"
 _METHOD = "Method (paper §3, §4.1)"
@@ -67,58 +58,71 @@ def train(
         str | None,
         typer.Option(
             "--method",
-            help=_help("method") + " sgd: no clipping, α = 0; sgd-c: norm clipping; sgd-cr: "
-            "clipping and Ω with the preset's α.",
+            help=(
+                "sgd (no clipping, α=0) | sgd-c (norm clipping) | "
+                "sgd-cr (clipping + Ω with the preset's α)."
+            ),
             rich_help_panel=_METHOD,
         ),
     ] = None,
     clip: Annotated[
-        float | None, typer.Option("--clip", help=_help("clip"), rich_help_panel=_METHOD)
+        float | None, typer.Option("--clip", help="Clipping threshold.", rich_help_panel=_METHOD)
     ] = None,
     clip_mode: Annotated[
         str | None,
         typer.Option(
             "--clip-mode",
-            help=_help("clip_mode") + " The adaptive rules take their parameters with --set, "
-            "e.g. --set clip_window=100 --set clip_factor=2.",
+            help=(
+                "none | norm | value | auto | percentile | zscore | skip | agc: overrides the "
+                "method's clipping. The adaptive rules take their parameters with --set, e.g. "
+                "--set clip_window=100 --set clip_factor=2 (see the README)."
+            ),
             rich_help_panel=_METHOD,
         ),
     ] = None,
     alpha: Annotated[
         float | None,
-        typer.Option("--alpha", help=_help("alpha"), rich_help_panel=_METHOD),
+        typer.Option(
+            "--alpha", help="Weight α of the Ω regulariser (sgd-cr).", rich_help_panel=_METHOD
+        ),
     ] = None,
     lr: Annotated[
-        float | None, typer.Option("--lr", help=_help("lr"), rich_help_panel=_METHOD)
+        float | None, typer.Option("--lr", help="Learning rate.", rich_help_panel=_METHOD)
     ] = None,
     optimizer: Annotated[
         str | None,
         typer.Option(
             "--optimizer",
-            help=_help("optimizer"),
+            help="sgd | momentum | nesterov | rmsprop | adagrad.",
             rich_help_panel=_METHOD,
         ),
     ] = None,
     hidden: Annotated[
-        int | None, typer.Option("--hidden", help=_help("hidden"), rich_help_panel=_MODEL)
+        int | None, typer.Option("--hidden", help="Hidden units.", rich_help_panel=_MODEL)
     ] = None,
     activation: Annotated[
         str | None,
-        typer.Option("--activation", help=_help("activation"), rich_help_panel=_MODEL),
+        typer.Option(
+            "--activation", help="tanh | sigmoid | relu | linear.", rich_help_panel=_MODEL
+        ),
     ] = None,
     init: Annotated[
         str | None,
-        typer.Option("--init", help=_help("init"), rich_help_panel=_MODEL),
+        typer.Option(
+            "--init", help="normal | sparse | identity | orthogonal.", rich_help_panel=_MODEL
+        ),
     ] = None,
     init_scale: Annotated[
         float | None,
-        typer.Option("--init-scale", help=_help("init_scale"), rich_help_panel=_MODEL),
+        typer.Option(
+            "--init-scale", help="Std of the normal initialisation.", rich_help_panel=_MODEL
+        ),
     ] = None,
     batch: Annotated[
-        int | None, typer.Option("--batch", help=_help("batch"), rich_help_panel=_RUN)
+        int | None, typer.Option("--batch", help="Sequences per update.", rich_help_panel=_RUN)
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help=_help("seed"), rich_help_panel=_RUN)
+        int | None, typer.Option("--seed", help="Random seed.", rich_help_panel=_RUN)
     ] = None,
     max_updates: Annotated[
         int | None, typer.Option("--max-updates", help="Update budget.", rich_help_panel=_RUN)
@@ -133,11 +137,11 @@ def train(
     ] = None,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", help=_help("threads"), rich_help_panel=_RUN),
+        typer.Option("--threads", help="Engine threads (0: one per core).", rich_help_panel=_RUN),
     ] = None,
     dtype: Annotated[
         str | None,
-        typer.Option("--dtype", help=_help("dtype"), rich_help_panel=_RUN),
+        typer.Option("--dtype", help="float32 (default, faster) | float64.", rich_help_panel=_RUN),
     ] = None,
     device: Annotated[
         str | None, typer.Option("--device", help="cpu | gpu.", rich_help_panel=_RUN)

@@ -311,14 +311,6 @@ def rule_params(cls: type) -> dict[str, tuple[str, ...]]:
     return {rule: tuple(keys) for rule, keys in out.items()}
 
 
-def flag_help(cls: type, key: str) -> str:
-    """Setting ``key``'s help as a command-line option shows it: a sentence, capitalised
-    unless it starts with the setting's choices (names are written as they are typed)."""
-    d = next(d for d in declared(cls) if d.key == key)
-    text = d.spec.help if d.spec.choices else d.spec.help[:1].upper() + d.spec.help[1:]
-    return text if text.endswith(".") else text + "."
-
-
 def config_keys(*classes: type) -> dict[str, str]:
     """Every config key of ``classes`` with its help text, the first class's order first."""
     out: dict[str, str] = {}
