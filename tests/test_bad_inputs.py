@@ -254,13 +254,6 @@ CLI_VALUES = [
         USAGE,
         "clip_lambda",
     ),
-    case(
-        "clip-rule-natural",
-        ["train", "--task", "ptb-char", "--clip-mode", "auto"],
-        USAGE,
-        "clip mode",
-        "auto",
-    ),
     case("threads-1000", train("--threads", "1000"), USAGE, "threads", "1000"),
     case("threads-negative", train("--threads", "-1"), USAGE, "threads", "-1"),
     case("threads-word", train("--threads", "many"), USAGE, "--threads"),

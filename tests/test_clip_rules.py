@@ -18,7 +18,8 @@ from rnnstab_cli import engine
 from rnnstab_cli.cli import main
 from rnnstab_cli.sweep.spec import id_settings, run_id
 from rnnstab_cli.training.checkpoint import load_checkpoint
-from rnnstab_cli.training.config import CLIP_RULE_KEYS, TrainConfig, resolve_config
+from rnnstab_cli.training.config import TrainConfig, resolve_config
+from rnnstab_cli.training.model_settings import CLIP_RULE_KEYS
 from rnnstab_cli.training.synthetic import loop
 
 ADAPTIVE = ("auto", "percentile", "zscore", "skip", "agc")

@@ -167,6 +167,44 @@ def test_ptb_trains_end_to_end_and_resumes_bit_identically(
 
 
 @needs_data
+@pytest.mark.parametrize(
+    ("rule", "own_parameter"),
+    [
+        (["--clip-mode", "auto", "--set", "clip_window=5"], "clip_window=6"),
+        (["--clip-mode", "zscore"], "clip_z=3.0"),
+    ],
+)
+def test_an_adaptive_clipping_rule_resumes_bit_identically(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, rule: list[str], own_parameter: str
+) -> None:
+    data = ptb_slice(tmp_path)
+    args = ["train", "--task", "ptb-char", "--data", str(data), "--method", "sgd-c",
+            "--lr", "0.05", "--set", "batch=4", *rule, *TINY]  # fmt: skip
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    per_epoch = num_segments(len(load_ptb_char(data).train), 4, 25)
+    end, stop = per_epoch + per_epoch // 2, per_epoch // 2 + 3
+    code, out, _ = run(capsys, *args, "--max-updates", str(end), "--out", str(whole), "--json")
+    assert code == EXIT_OK
+    epochs = [r for r in json_lines(out) if r["event"] == "epoch" and r["epoch"] > 0]
+    # The rule's threshold moves with the norms: a mean over the epoch, not the fixed `clip`.
+    assert epochs[0]["clip_threshold"] is not None and epochs[0]["clip_threshold"] != 45.0
+    assert run(capsys, *args, "--max-updates", str(stop), "--out", str(part))[0] == EXIT_OK
+    saved = load_natural_checkpoint(part).clip_state
+    assert saved is not None and np.isfinite(saved).all() and saved.any()
+    code, _, _ = run(capsys, "train", "--resume", str(part), "--max-updates", str(end), "-q")
+    assert code == EXIT_OK
+    a, b = load_natural_checkpoint(whole), load_natural_checkpoint(part)
+    for name, value in a.params.items():
+        np.testing.assert_array_equal(b.params[name], value, err_msg=name)
+    np.testing.assert_array_equal(a.clip_state, b.clip_state)
+    # A rule's parameter shapes the trajectory: it cannot change on resume.
+    code, _, err = run(capsys, "train", "--resume", str(part), "--set", own_parameter)
+    assert code == EXIT_USAGE
+    key = own_parameter.split("=")[0]
+    assert_one_line_error(err, "--" + key.replace("_", "-"), "cannot change when resuming")
+
+
+@needs_data
 def test_lr_halving_and_alpha_schedule_in_the_epoch_records(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -12,15 +12,13 @@ import pytest
 from rnnstab_cli import _engine, engine
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.training.config import (
-    CLIP_RULE_KEYS,
-    CLIP_RULE_PARAMS,
     RESUMABLE_KEYS,
     TRAJECTORY_KEYS,
     TrainConfig,
     all_config_keys,
     normalise_layer,
 )
-from rnnstab_cli.training.model_settings import ModelSettings
+from rnnstab_cli.training.model_settings import CLIP_RULE_KEYS, CLIP_RULE_PARAMS, ModelSettings
 from rnnstab_cli.training.natural.config import NATURAL_RESUMABLE_KEYS, NaturalConfig
 from rnnstab_cli.training.run_session import engine_trainer
 from rnnstab_cli.training.settings import (

@@ -40,7 +40,6 @@ from typing import Any, Final
 
 import numpy as np
 
-from rnnstab_cli.engine_names import CLIP_MODES
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.preset_files import preset_dir, preset_path
 from rnnstab_cli.resources import batches_bytes, bptt_bytes, forward_bytes, model_bytes, require
@@ -51,9 +50,7 @@ from rnnstab_cli.training.settings import (
     ValueType,
     coerce,
     config_keys,
-    declared,
     keys_with_role,
-    rule_params,
     setting,
     value_types,
 )
@@ -133,77 +130,6 @@ class TrainConfig(ModelSettings):
     task_options: Mapping[str, Any] = setting(
         default_factory=dict,
         help="table of task generator options, e.g. pattern_length for memorization",
-    )
-    # The clipping rules' parameters, beyond ``clip`` (the threshold of ``norm`` and ``value``).
-    # The definitions are the engine's (rust/engine/src/clip_rules.rs):
-    # - auto (§3.2's heuristic): threshold = clip_factor × the mean of the last clip_window
-    #   pre-clipping norms; no clipping until clip_window norms have been seen;
-    # - percentile (AutoClip, Seetharaman et al. 2020): the clip_percentile-th percentile of
-    #   every earlier norm;
-    # - zscore (ZClip-like): rescale to μ + clip_z·σ of the norm's moving statistics (weight
-    #   clip_beta on the past) once clip_warmup norms have been seen;
-    # - skip: leave out an update whose norm exceeds clip_factor × the moving mean (weight
-    #   clip_beta) of earlier norms, after clip_warmup norms;
-    # - agc (Brock et al. 2021): unit-wise, ‖G_i‖ ≤ clip_lambda·max(‖W_i‖, 10⁻³).
-    clip_window: int = setting(
-        default=100,
-        at_least=1,
-        at_most=1_000_000,  # the engine's MAX_WINDOW
-        role="rule",
-        rules=("auto",),
-        engine=True,
-        help="auto: pre-clipping norms averaged (default 100)",
-    )
-    clip_factor: float = setting(
-        default=2.0,
-        above=0.0,
-        role="rule",
-        rules=("auto", "skip"),
-        engine=True,
-        help="auto: threshold = factor × mean norm; skip: skip above factor × moving mean "
-        "(default 2)",
-    )
-    clip_percentile: float = setting(
-        default=10.0,
-        above=0.0,
-        at_most=100.0,
-        role="rule",
-        rules=("percentile",),
-        engine=True,
-        help="percentile: p of the percentile of earlier norms (default 10)",
-    )
-    clip_z: float = setting(
-        default=2.5,
-        above=0.0,
-        role="rule",
-        rules=("zscore",),
-        engine=True,
-        help="zscore: clip at μ + z·σ of the norm (default 2.5)",
-    )
-    clip_beta: float = setting(
-        default=0.97,
-        above=0.0,
-        below=1.0,
-        role="rule",
-        rules=("zscore", "skip"),
-        engine=True,
-        help="zscore, skip: weight of the past in the moving statistics (default 0.97)",
-    )
-    clip_warmup: int = setting(
-        default=25,
-        at_least=1,
-        role="rule",
-        rules=("zscore", "skip"),
-        engine=True,
-        help="zscore, skip: norms seen before the rule acts (default 25)",
-    )
-    clip_lambda: float = setting(
-        default=0.01,
-        above=0.0,
-        role="rule",
-        rules=("agc",),
-        engine=True,
-        help="agc: bound λ on ‖G_i‖ / max(‖W_i‖, 1e-3) per unit (default 0.01)",
     )
     max_updates: int = setting(default=100_000, at_least=1, role="resumable", help="update budget")
     eval_every: int = setting(
@@ -306,19 +232,6 @@ class TrainConfig(ModelSettings):
         """Preset (or task) name, for people."""
         return self.preset or self.task
 
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved settings under the config-file keys (TOML-able; ``threads`` left out
-        when automatic, a clipping rule's parameters when it is not the config's rule);
-        :meth:`from_dict` reads it back."""
-        d: dict[str, Any] = {}
-        unused = clip_keys_unused(self.clip_mode)
-        for decl in declared(TrainConfig):
-            v = getattr(self, decl.name)
-            if decl.key in unused or v is None:
-                continue
-            d[decl.key] = v.to_toml() if isinstance(v, LengthRange) else v
-        return d
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> TrainConfig:
         """A config from :meth:`to_dict`'s output (e.g. a checkpoint's state file)."""
@@ -339,21 +252,6 @@ TRAJECTORY_KEYS: Final[tuple[str, ...]] = keys_with_role(TrainConfig, "trajector
 VERDICT_KEYS: Final[tuple[str, ...]] = keys_with_role(TrainConfig, "verdict")
 #: Keys a resumed run may change: they steer when to stop and how to run, not what is learnt.
 RESUMABLE_KEYS: Final[tuple[str, ...]] = keys_with_role(TrainConfig, "resumable")
-#: The clipping rules' parameters: they shape the trajectory too, but only under their rule: a
-#: config carries them (to_dict) only then, so they are checked on resume and enter a run id
-#: only when they matter, and no older id changes.
-CLIP_RULE_KEYS: Final[tuple[str, ...]] = keys_with_role(TrainConfig, "rule")
-#: Each clipping mode's parameters beyond ``clip``.
-CLIP_RULE_PARAMS: Final[dict[str, tuple[str, ...]]] = {
-    mode: rule_params(TrainConfig).get(mode, ()) for mode in CLIP_MODES
-}
-
-
-def clip_keys_unused(clip_mode: str) -> frozenset[str]:
-    """The rule parameters ``clip_mode`` does not look at."""
-    return frozenset(CLIP_RULE_KEYS) - set(CLIP_RULE_PARAMS.get(clip_mode, ()))
-
-
 # --------------------------------------------------------------------------------------------
 # Layers: presets, config files, flags
 # --------------------------------------------------------------------------------------------

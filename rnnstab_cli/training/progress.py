@@ -23,7 +23,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from rnnstab_cli.training.config import CLIP_RULE_PARAMS, TrainConfig
+from rnnstab_cli.training.config import TrainConfig
+from rnnstab_cli.training.model_settings import CLIP_RULE_PARAMS
 from rnnstab_cli.training.records import ChunkReport, EvalRecord, ProgressSink
 
 #: Seconds between plain log lines when stderr is not a terminal.

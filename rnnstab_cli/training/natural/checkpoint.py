@@ -27,6 +27,7 @@ from rnnstab_cli import __version__
 from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.training.checkpoint import (
     BEST_ONLY_FORMAT_VERSION,
+    CLIP_STATE,
     FORMAT,
     FORMAT_VERSION,
     STATE_FILE,
@@ -35,6 +36,7 @@ from rnnstab_cli.training.checkpoint import (
     damaged,
     incomplete,
     model_shapes,
+    read_clip_state,
     read_named_tensors,
     read_optimizer_state,
     read_run_state,
@@ -65,6 +67,9 @@ class NaturalCheckpoint:
     carry: np.ndarray | None = None  # (B, H): mid-epoch PTB state
     best_params: dict[str, np.ndarray] | None = None
     library_version: str = __version__
+    #: The adaptive clipping rule's state (Trainer.clip_state); None for the rules that keep
+    #: none (norm, value, none) and in checkpoints written before natural runs had the rules.
+    clip_state: np.ndarray | None = None
 
 
 def kept_only_best(directory: str | Path, consequence: str) -> CheckpointError:
@@ -139,6 +144,7 @@ def save_natural_checkpoint(
             "optimizer": ckpt.optimizer_state,
             "carry": None if ckpt.carry is None else {"x": ckpt.carry},
             "best": ckpt.best_params,
+            "clip": None if ckpt.clip_state is None else {CLIP_STATE: ckpt.clip_state},
         },
         meta={"format": FORMAT, "kind": KIND, "dtype": ckpt.config.dtype},
         state=state,
@@ -198,6 +204,7 @@ def load_natural_checkpoint(directory: str | Path) -> NaturalCheckpoint:
         carry,
         best,
         str(state.get("library_version")),
+        read_clip_state(d, state),
     )
 
 

@@ -33,9 +33,9 @@ from rnnstab_cli.training.config import (
     normalise_layer,
     read_config_file,
 )
-from rnnstab_cli.training.model_settings import BASIC_CLIP_MODES, METHODS, ModelSettings
+from rnnstab_cli.training.model_settings import METHODS, ModelSettings
 from rnnstab_cli.training.natural.schedule import alpha_at
-from rnnstab_cli.training.settings import config_keys, declared, keys_with_role, setting
+from rnnstab_cli.training.settings import config_keys, keys_with_role, setting
 from rnnstab_cli.training.value_checks import choice
 
 MUSIC_DATASETS: Final[tuple[str, ...]] = tuple(n for n, s in DATASETS.items() if s.kind == "music")
@@ -108,12 +108,6 @@ class NaturalConfig(ModelSettings, kind="natural"):
                 f"data set {self.dataset!r} does not fit task {self.task!r}; expected one of: "
                 f"{', '.join(datasets)}"
             )
-        if self.clip_mode not in BASIC_CLIP_MODES:
-            # The adaptive rules' state is not in the natural tasks' checkpoints (yet).
-            raise UsageError(
-                f"clip mode {self.clip_mode!r} is for the synthetic tasks; the natural tasks "
-                f"take one of: {', '.join(BASIC_CLIP_MODES)}"
-            )
         if self.task == "music" and self.ahead != 1:
             raise UsageError("ahead applies to ptb-char only; music predicts the next frame")
         if self.task == "ptb-char" and self.predict_first:
@@ -137,12 +131,6 @@ class NaturalConfig(ModelSettings, kind="natural"):
     def alpha_at(self, epoch: int) -> float:
         """α during epoch ``epoch`` (1-based): α₀, or α₀/t with the ``1/t`` schedule."""
         return alpha_at(self.alpha, self.alpha_schedule, epoch)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings under config-file keys (None values left out); :meth:`from_dict`
-        reads it back."""
-        values = ((d.key, getattr(self, d.name)) for d in declared(NaturalConfig))
-        return {k: v for k, v in values if v is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> NaturalConfig:

@@ -28,6 +28,7 @@ from rnnstab_cli.engine import Trainer
 from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.resources import batches_bytes, bptt_bytes, model_bytes, require
 from rnnstab_cli.training.checkpoint import read_metrics
+from rnnstab_cli.training.model_settings import BASIC_CLIP_MODES
 from rnnstab_cli.training.natural.checkpoint import (
     NaturalCheckpoint,
     check_continuable,
@@ -62,6 +63,7 @@ from rnnstab_cli.training.run_session import (
     interrupted,
     refuse_changes,
     refuse_overwrite,
+    restore_clip_state,
     restore_optimizer,
     resume_dir,
 )
@@ -134,6 +136,7 @@ class _Run:
                 )
             self.trainer = make_natural_trainer(config, continuable_params(ckpt, out))
             restore_optimizer(self.trainer, ckpt.optimizer_state, out)
+            restore_clip_state(self.trainer, ckpt.clip_state, out)
             self.state = ckpt.state
             self.carry, self.best = ckpt.carry, ckpt.best_params
             self.metrics = read_metrics(out, self.state.eval_index)
@@ -148,10 +151,12 @@ class _Run:
     def save(self) -> None:
         if self.out is None:
             return
+        adaptive = self.config.clip_mode not in BASIC_CLIP_MODES
         ckpt = NaturalCheckpoint(
             self.config, self.trainer.params, self.trainer.optimizer_state(),
             replace(self.state, wall_time=self.wall()), self.data.vocab,
             self.carry if self.state.epoch.updates else None, self.best,
+            clip_state=self.trainer.clip_state() if adaptive else None,
         )  # fmt: skip
         save_natural_checkpoint(self.out, ckpt, self.metrics)
 
@@ -242,6 +247,7 @@ def _evaluate(
         wall_time=run.wall(),
         best_valid=stopping.best,
         best_epoch=stopping.best_epoch,
+        clip_threshold=totals.clip_threshold_mean if totals.threshold_n else None,
     )
     new = replace(
         state,

@@ -51,6 +51,9 @@ class EpochRecord:
     wall_time: float
     best_valid: float | None
     best_epoch: int | None
+    #: The mean clipping threshold in force over the epoch's updates that had one (None when
+    #: none had: no clipping, element-wise clipping, or an adaptive rule still warming up).
+    clip_threshold: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class EpochRecord:
             "grad_norm_mean": json_number(self.grad_norm_mean),
             "grad_norm_max": json_number(self.grad_norm_max),
             "clip_rate": json_number(self.clip_rate),
+            "clip_threshold": json_number(self.clip_threshold),
             "omega_mean": json_number(self.omega_mean),
             "skipped": self.skipped,
             "epoch_time": round(self.epoch_time, 3),

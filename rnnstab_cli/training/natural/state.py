@@ -35,18 +35,25 @@ class EpochTotals:
     clipped: int = 0
     skipped: int = 0
     seconds: float = 0.0  # training time of this epoch's updates, over all sessions
+    # The clipping threshold in force, over the updates that had one (an adaptive rule's
+    # moves with the norms; NaN from the engine when no threshold bounds the norm).
+    threshold_sum: float = 0.0
+    threshold_n: int = 0
 
     def add(
         self, st: StepStats, batch: int, steps: int, summed: bool, seconds: float
     ) -> EpochTotals:
         """Account for one update on ``batch`` sequences with ``steps`` scored steps."""
         ok = not st.skipped and math.isfinite(st.loss) and math.isfinite(st.grad_norm)
+        bounded = math.isfinite(st.clip_threshold)
         out = replace(
             self,
             updates=self.updates + 1,
             clipped=self.clipped + int(st.clipped),
             skipped=self.skipped + int(st.skipped),
             seconds=self.seconds + seconds,
+            threshold_sum=self.threshold_sum + (st.clip_threshold if bounded else 0.0),
+            threshold_n=self.threshold_n + int(bounded),
         )
         if not ok:
             return out
@@ -76,6 +83,10 @@ class EpochTotals:
     @property
     def clip_rate(self) -> float:
         return self.clipped / self.updates if self.updates else math.nan
+
+    @property
+    def clip_threshold_mean(self) -> float:
+        return self.threshold_sum / self.threshold_n if self.threshold_n else math.nan
 
 
 @dataclass(frozen=True)
