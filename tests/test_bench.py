@@ -181,3 +181,13 @@ def test_rates_take_their_windows_in_turns(monkeypatch: pytest.MonkeyPatch) -> N
     assert turns == ["a", "b"] + ["a", "b"] * 3
     assert calls.count("a") == 1 + 3 * 10 and calls.count("b") == 1 + 3 * 3
     assert fast == pytest.approx(1000) and slow == pytest.approx(250)
+
+
+def test_startup_is_timed_in_fresh_interpreters_with_the_expected_exit_codes() -> None:
+    from rnnstab_cli.bench.startup import COMMANDS, measure_startup
+
+    rows = measure_startup(repeats=1)
+    assert [r.command for r in rows] == ["rnnstab " + " ".join(argv) for argv, _ in COMMANDS]
+    for row, (_, expected) in zip(rows, COMMANDS, strict=True):
+        assert row.exit_code == expected, row  # each command really ran (help, tasks, usage)
+        assert 0.0 < row.median_s <= row.max_s < 60.0

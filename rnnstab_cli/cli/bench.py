@@ -63,6 +63,13 @@ def bench(
     json_out: Annotated[
         bool, typer.Option("--json", help="One JSON object per row on stdout.")
     ] = False,
+    startup: Annotated[
+        bool,
+        typer.Option(
+            "--startup/--no-startup",
+            help="Also time `rnnstab --help`, `rnnstab tasks` and a bad option (target 0.5 s).",
+        ),
+    ] = True,
 ) -> None:
     from rnnstab_cli.simd_env import peer_caps
 
@@ -93,7 +100,12 @@ def bench(
     rows, facts = run_benchmark(
         configs, seconds=seconds, threads=threads, peers=not no_peers, gpu=gpu, on_row=on_row
     )
+    from rnnstab_cli.bench.startup import TARGET_SECONDS, measure_startup
+
+    started = measure_startup() if startup else []
     if json_out:
+        for st in started:
+            emit_json(st.to_json())
         emit_json({"summary": facts})
         return
     table = Table(
@@ -132,6 +144,19 @@ def bench(
             r.note,
         )
     Console(width=200).print(table)
+    if started:
+        times = Table(title=f"Start-up, fresh interpreter (median of 5; target {TARGET_SECONDS} s)")
+        for col in ("command", "median s", "max s", "exit", "within target"):
+            times.add_column(col, justify="left" if col == "command" else "right")
+        for st in started:
+            times.add_row(
+                st.command,
+                f"{st.median_s:.3f}",
+                f"{st.max_s:.3f}",
+                str(st.exit_code),
+                "yes" if st.within_target else "no",
+            )
+        Console(width=200).print(times)
     steal = facts["steal_fraction"]
     if isinstance(steal, float) and steal >= 0.01:
         print(
