@@ -11,6 +11,7 @@ import pytest
 
 from rnnstab_cli import _engine, engine
 from rnnstab_cli.errors import UsageError
+from rnnstab_cli.sweep.spec import run_id
 from rnnstab_cli.training.config import (
     RESUMABLE_KEYS,
     TRAJECTORY_KEYS,
@@ -21,13 +22,7 @@ from rnnstab_cli.training.config import (
 from rnnstab_cli.training.model_settings import CLIP_RULE_KEYS, CLIP_RULE_PARAMS, ModelSettings
 from rnnstab_cli.training.natural.config import NATURAL_RESUMABLE_KEYS, NaturalConfig
 from rnnstab_cli.training.run_session import engine_trainer
-from rnnstab_cli.training.settings import (
-    declared,
-    defaults,
-    engine_arguments,
-    keys_with_role,
-    setting,
-)
+from rnnstab_cli.training.settings import declared, defaults, engine_arguments, keys_with_role
 
 
 def _synthetic(**kw: object) -> TrainConfig:
@@ -120,29 +115,33 @@ def test_engine_arguments_use_the_bindings_names() -> None:
 
 
 def test_a_new_setting_is_one_declaration() -> None:
-    """What adding a setting takes: its declaration (here in a subclass standing in for an
-    edit of TrainConfig) and the engine taking it. Key list, type and range checks, the
-    trajectory role and the trainer's arguments follow; `momentum` stands in for the
-    engine's side, as the probe must be a name the native trainer knows."""
-
-    class Probe(TrainConfig):
-        momentum: float = setting(
-            default=0.5, at_least=0.0, below=1.0, engine=True, help="probe: momentum"
-        )
-
-    p = Probe(task="temporal-order", length="50")
-    assert p.momentum == 0.5 and engine_arguments(p)["momentum"] == 0.5
-    assert "momentum" in keys_with_role(Probe, "trajectory")
-    with pytest.raises(UsageError, match="momentum must be < 1"):
-        Probe(task="temporal-order", length="50", momentum=1.5)
+    """`rho` and `eps` (rmsprop's decay, rmsprop's and adagrad's guard) became settings by one
+    declaration each in ModelSettings; the engine already took them. From it alone: the config
+    key and its help, the type and range checks, the trajectory role (a resumed run must
+    agree), the trainer's argument, and run ids that stay as they were at the default."""
+    assert "rho" in all_config_keys() and "rho" in TRAJECTORY_KEYS
+    assert normalise_layer({"rho": 0.5}, source="f") == {"rho": 0.5}
+    with pytest.raises(UsageError, match="rho must be < 1"):
+        _synthetic(rho=1.0)
+    with pytest.raises(UsageError, match="eps must be > 0"):
+        NaturalConfig(task="music", dataset="jsb", eps=0.0)
     params = engine.init_params(6, 4, 4, seed=0, dtype="float64")
-    tr = engine_trainer(p, params, loss="softmax_ce", optimizer="momentum")
-    x = np.zeros((5, 2, 6))
+    x = np.random.default_rng(0).normal(size=(5, 2, 6))
     y = np.zeros((5, 2), dtype=np.int64)
     m = np.ones((5, 2))
-    tr.step(x, y, m)
-    velocity = tr.optimizer_state()
-    assert velocity is not None and set(velocity) >= {"W_rec"}
+    after = {}
+    for rho in (0.5, 0.9):
+        config = _synthetic(optimizer="rmsprop", rho=rho, lr=0.01)
+        assert engine_arguments(config)["rho"] == rho
+        tr = engine_trainer(config, params, loss="softmax_ce")
+        tr.step(x, y, m)
+        tr.step(x, y, m)
+        after[rho] = tr.params["W_rec"]
+    assert not np.array_equal(after[0.5], after[0.9])  # the engine used it
+    # At its default the new setting leaves every run id as it was; set, it names a new run.
+    plain = _synthetic()
+    assert run_id(plain) == run_id(plain.replace(rho=0.9))
+    assert run_id(plain) != run_id(plain.replace(rho=0.5))
 
 
 def test_configs_are_frozen_and_keyword_only() -> None:

@@ -25,6 +25,7 @@ from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.sweep.spec import canonical_json
 from rnnstab_cli.sweep.store import ResultStore, utc_now
 from rnnstab_cli.training.natural import NaturalConfig, resolve_natural_config
+from rnnstab_cli.training.settings import identity
 
 __all__ = [
     "NATURAL_STUDIES",
@@ -49,6 +50,14 @@ NATURAL_STUDIES: Final[dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
 }
 #: Settings that say where or how a run executes, not what it learns.
 _NOT_IDENTITY: Final[frozenset[str]] = frozenset({"data", "threads", "description"})
+#: The settings every natural run's id holds, as when Tables 1–2 began; one declared later
+#: enters an id only where it is not at its default, so stored runs keep their ids.
+_ID_KEYS: Final[frozenset[str]] = frozenset({
+    "task", "preset", "method", "hidden", "activation", "init", "init_scale", "lr", "optimizer",
+    "momentum", "clip_mode", "clip", "alpha", "omega_form", "time_reduction", "nonfinite",
+    "batch", "seed", "dtype", "dataset", "alpha_schedule", "lr_halving", "seq_len", "ahead",
+    "train_biases", "predict_first", "epochs", "max_updates", "patience",
+})  # fmt: skip
 
 _SCHEMA: Final[str] = """
 CREATE TABLE IF NOT EXISTS natural_runs (
@@ -81,7 +90,7 @@ class NaturalPlanned:
 
     @property
     def run_id(self) -> str:
-        settings = {k: v for k, v in self.config.to_dict().items() if k not in _NOT_IDENTITY}
+        settings = identity(self.config, always=_ID_KEYS, excluded=_NOT_IDENTITY)
         return hashlib.sha256(canonical_json(settings).encode()).hexdigest()[:16]
 
     def describe(self) -> str:

@@ -28,7 +28,6 @@ interrupted sweep resume by skipping the ids already stored.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -42,12 +41,8 @@ from typing import Any, Final
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.preset_files import find_sweep_spec
 from rnnstab_cli.toml_files import read_toml
-from rnnstab_cli.training.config import (
-    TRAJECTORY_KEYS,
-    TrainConfig,
-    normalise_layer,
-    resolve_config,
-)
+from rnnstab_cli.training.config import TrainConfig, normalise_layer, resolve_config
+from rnnstab_cli.training.settings import identity
 
 __all__ = [
     "ID_EXCLUDED_KEYS",
@@ -68,12 +63,17 @@ __all__ = [
 #: Top-level keys of a spec file.
 SPEC_KEYS: Final[tuple[str, ...]] = ("name", "description", "preset", "base", "axes")
 
-#: Config keys that always enter a run's id: everything that shapes the trajectory
-#: (training.config.TRAJECTORY_KEYS), plus what decides the verdict and when it comes: the
-#: budget, the evaluation schedule and sample sizes, the device.
-ID_KEYS: Final[frozenset[str]] = frozenset(TRAJECTORY_KEYS) | {
+#: Config keys that always enter a run's id, as they did when sweeps began: everything that
+#: shaped the trajectory then, plus what decides the verdict and when it comes (the budget, the
+#: evaluation schedule and sample sizes, the device). Written out rather than derived from the
+#: declarations: a setting declared later enters an id only where it is not at its default
+#: (:func:`~rnnstab_cli.training.settings.identity`), so stored runs keep their ids.
+ID_KEYS: Final[frozenset[str]] = frozenset({
+    "task", "task_options", "len", "method", "hidden", "activation", "init", "init_scale", "lr",
+    "optimizer", "momentum", "clip_mode", "clip", "alpha", "omega_form", "time_reduction",
+    "nonfinite", "batch", "seed", "chunk", "dtype",
     "max_updates", "eval_every", "eval_sequences", "screen_sequences", "device",
-}  # fmt: skip
+})  # fmt: skip
 #: Never in the id: labels and execution details that cannot change a result.
 ID_EXCLUDED_KEYS: Final[frozenset[str]] = frozenset({"threads", "preset", "description"})
 
@@ -97,21 +97,8 @@ def canonical_json(data: Any) -> str:
 
 def id_settings(config: TrainConfig) -> dict[str, Any]:
     """The settings a run id is a hash of: every :data:`ID_KEYS` key, and any other setting
-    only where it differs from its default. So a setting added to TrainConfig later (with a
-    default that keeps the old behaviour) does not change the ids of stored runs, and a sweep
-    started before it still resumes instead of starting over."""
-    defaults = {
-        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]  # filtered below
-        for f in dataclasses.fields(TrainConfig)
-        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-    }
-    out = {}
-    for key, value in config.to_dict().items():
-        if key in ID_EXCLUDED_KEYS:
-            continue
-        if key in ID_KEYS or key not in defaults or value != defaults[key]:
-            out[key] = value
-    return out
+    only where it differs from its default."""
+    return identity(config, always=ID_KEYS, excluded=ID_EXCLUDED_KEYS)
 
 
 def run_id(config: TrainConfig) -> str:

@@ -64,6 +64,19 @@ class ModelSettings(Settings):
         engine=True,
         help="momentum coefficient (momentum and nesterov optimisers)",
     )
+    rho: float = setting(
+        default=0.9,
+        at_least=0.0,
+        below=1.0,
+        engine=True,
+        help="rmsprop: weight of the past in the moving average of squared gradients",
+    )
+    eps: float = setting(
+        default=1e-8,
+        above=0.0,
+        engine=True,
+        help="rmsprop, adagrad: added to the root of the squared-gradient average or sum",
+    )
     clip_mode: str = setting(
         default="norm",
         choices=CLIP_MODES,

@@ -13,8 +13,9 @@ at the engine's binding), its type (the annotation), its range, its help text, i
 for each kind of run, whether the engine's trainer takes it, and its role, which says what a
 change of it means for a run already under way:
 
-- ``trajectory``: it shapes what is learnt; a resumed run must agree on it, and it enters the
-  run's id;
+- ``trajectory``: it shapes what is learnt; a resumed run must agree on it, and it names the
+  run (its id holds it; one declared after a kind of id was defined only where it is not at
+  its default, :func:`identity`, so stored runs keep their ids);
 - ``rule``: a clipping rule's parameter (``rules`` names the rules that read it): a
   trajectory setting, but only under those rules; under any other it is left out of the
   saved config, so a run's id and resume check do not depend on a parameter it never read;
@@ -117,6 +118,10 @@ class Settings:
             _natural_defaults(cls)
         dataclasses.dataclass(frozen=True, kw_only=True)(cls)
         _DECLARED.clear()  # a new class: recompute the key lists on next use
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings under their config keys (a settings class may leave some out)."""
+        return {d.key: getattr(self, d.name) for d in declared(type(self))}
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]  # every subclass is a dataclass
@@ -294,6 +299,22 @@ def keys_with_role(cls: type, *roles: Role) -> tuple[str, ...]:
 def defaults(cls: type) -> dict[str, Any]:
     """Each setting of ``cls`` that has a default, under its config key."""
     return {d.key: d.default for d in declared(cls) if d.default is not dataclasses.MISSING}
+
+
+def identity(
+    config: Settings, *, always: frozenset[str], excluded: frozenset[str]
+) -> dict[str, Any]:
+    """The settings a run's id is a hash of: the keys of ``always`` (those that named runs
+    when its kind of id was defined), and any other setting only where it differs from its
+    default. So a setting declared later, with a default that keeps the old behaviour, does
+    not change the id of any stored run, and a stored campaign or sweep still finds its runs.
+    ``excluded``: labels and execution details that cannot change a result."""
+    default = defaults(type(config))
+    return {
+        k: v
+        for k, v in config.to_dict().items()
+        if k not in excluded and (k in always or k not in default or v != default[k])
+    }
 
 
 def engine_arguments(config: Settings) -> dict[str, Any]:
