@@ -74,7 +74,17 @@ def test_presets_resolve_to_the_run_ids_they_always_had(no_user_presets: None) -
 def test_presets_are_found_inside_the_package(no_user_presets: None) -> None:
     assert preset_dir().resolve() == PACKAGE_PRESETS
     assert (PACKAGE_PRESETS / "addition.toml").is_file()
-    assert shipped_sweep_names() == ["clipping-study", "fig7-small", "fig7-temporal-order"]
+    assert shipped_sweep_names() == [
+        "clipping-sensitivity-agc",
+        "clipping-sensitivity-auto",
+        "clipping-sensitivity-norm",
+        "clipping-sensitivity-percentile",
+        "clipping-sensitivity-skip",
+        "clipping-sensitivity-zscore",
+        "clipping-study",
+        "fig7-small",
+        "fig7-temporal-order",
+    ]
     # The source tree's tasks/ is a link to the same folder, for people browsing the repo.
     assert (REPO / "tasks").resolve() == PACKAGE_PRESETS
 

@@ -19,15 +19,24 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from rnnstab_cli.cli import main
+from rnnstab_cli.cli import reproduce as cli_reproduce
 from rnnstab_cli.cli.common import EXIT_CHECKPOINT, EXIT_USAGE
 from rnnstab_cli.reproduce import campaign as campaign_mod
-from rnnstab_cli.reproduce.campaign import Campaign, plan_campaign, run_campaign, trajectory_id
+from rnnstab_cli.reproduce.campaign import (
+    Campaign,
+    CampaignRun,
+    plan_campaign,
+    plan_studies,
+    run_campaign,
+    trajectory_id,
+)
 from rnnstab_cli.reproduce.report import write_report
 from rnnstab_cli.reproduce.studies import (
     FIG7_CAP,
@@ -37,7 +46,8 @@ from rnnstab_cli.reproduce.studies import (
     fig7_budget,
     static_studies,
 )
-from rnnstab_cli.sweep.spec import SweepSpec
+from rnnstab_cli.sweep.run import SweepPlan, run_row
+from rnnstab_cli.sweep.spec import SweepSpec, expand, load_spec
 from rnnstab_cli.sweep.store import ResultStore
 from rnnstab_cli.training.checkpoint import load_checkpoint
 
@@ -121,7 +131,8 @@ def test_every_study_of_the_paper_resolves() -> None:
     # Fig. 7: 6 lengths × 8 seeds of SGD-CR; the baselines wait for SGD-CR's results.
     cr = [p for p in planned if p.study.name.startswith("fig7-sgd-cr")]
     assert len(cr) == 48 and {p.run.config.length.lo for p in cr} == {10, 20, 50, 100, 150, 200}
-    assert not [p for p in planned if p.run.config.method in ("sgd", "sgd-c")]
+    fig7 = [p for p in planned if p.study.section == "fig7"]
+    assert not [p for p in fig7 if p.run.config.method in ("sgd", "sgd-c")]
     # Random permutation: 8 trials, as the paper's "1 out of 8".
     assert sum(p.study.name == "tasks-random-permutation" for p in planned) == 8
     # The generalisation models are trained on 50–200 and scored up to 800.
@@ -239,7 +250,7 @@ def test_one_campaign_process_per_directory_and_sections_by_commas(
     assert main(args) == 0  # the lock is free again
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert summary["sections"] == ["fig7", "generalisation"] and summary["missing"] == 0
-    for bad in ("fig7,all", "tasks,report", "fig7,nope"):
+    for bad in ("tasks,report", "fig7,nope"):
         assert main(["reproduce", bad, "--dir", str(root)]) == EXIT_USAGE
         assert "separated by commas" in capsys.readouterr().err
 
@@ -404,7 +415,8 @@ def test_bad_input_is_one_line_and_non_zero(
     assert run("reproduce", "fig8", "--dir", str(tmp_path / "d")) == (
         EXIT_USAGE,
         "Error: unknown section 'fig8'; expected one of: fig7, generalisation, tasks, music, "
-        "ptb, all, report (or several sections separated by commas, e.g. generalisation,tasks)",
+        "ptb, clipping, all, report (or several sections separated by commas, e.g. "
+        "generalisation,tasks)",
     )
     code, err = run("reproduce", "fig7", "--dir", str(a_file))
     assert code == EXIT_USAGE and "is a file" in err
@@ -481,7 +493,7 @@ def test_committed_evidence_is_small_and_its_models_load() -> None:
 
 def test_static_studies_cover_every_claim_section() -> None:
     homes = {s.section for s in static_studies()}
-    assert homes == {"fig7", "generalisation", "tasks"}
+    assert homes == {"fig7", "generalisation", "tasks", "clipping"}
     assert isinstance(static_studies()[0], Study)
 
 
@@ -606,3 +618,269 @@ def test_mini_campaign_on_ray_stores_what_local_stores(mini: None, tmp_path: Pat
         progress = run_campaign(c, backend="ray", jobs=2)
         assert not progress.interrupted and progress.failed == 0 and not c.missing()
     assert _stored(remote / "fig7" / "store.db") == _stored(local / "fig7" / "store.db")
+
+
+# --------------------------------------------------------------------------------------------
+# The clipping section: the shipped clipping specs as studies, and their report
+# --------------------------------------------------------------------------------------------
+
+#: Runs per sensitivity study: the rule's parameter values × 5 seeds.
+SENSITIVITY_RUNS = {"norm": 25, "auto": 15, "percentile": 20, "zscore": 15, "skip": 15, "agc": 15}
+
+
+def test_clipping_section_plans_the_shipped_specs_once_each() -> None:
+    grids = plan_studies(["clipping"], lambda section: [])
+    planned = plan_campaign(["clipping"], lambda section: [])
+    per_study = Counter(p.study.name for p in grids)
+    assert per_study == {
+        "clipping-study": 360,
+        **{f"clipping-sensitivity-{rule}": n for rule, n in SENSITIVITY_RUNS.items()},
+    }
+    assert len(grids) == 360 + 105
+    # Each rule's default at length 50 is a point of both grids: one run, planned once, as the
+    # sensitivity study's (which runs first).
+    ids = [p.run_id for p in planned]
+    assert len(ids) == len(set(ids)) == 465 - 30
+    shared = {p.run_id for p in grids if p.study.name == "clipping-study"} & {
+        p.run_id for p in grids if p.study.name != "clipping-study"
+    }
+    assert len(shared) == 30
+    by_id = {p.run_id: p for p in planned}
+    for rid in shared:
+        c = by_id[rid].run.config
+        assert by_id[rid].study.name == f"clipping-sensitivity-{c.clip_mode}"
+        assert (c.task, c.method, c.length.lo) == ("temporal-order", "sgd-cr", 50)
+    # Exactly what `rnnstab sweep SPEC` trains: the same ids, in the same order.
+    for name in per_study:
+        shipped = [r.run_id for r in expand(load_spec(name))]
+        assert [p.run_id for p in grids if p.study.name == name] == shipped
+    # Stable ids (a run id is a hash of the resolved settings).
+    first = {p.study.name: p for p in reversed(grids)}
+    assert first["clipping-study"].run_id == "4b35383cbdc5c82f"
+    assert first["clipping-study"].run.describe() == (
+        "task=temporal-order method=sgd-c clip_mode=norm len=50 seed=0"
+    )
+    assert first["clipping-sensitivity-norm"].run_id == "84ea5bfd48cae3bb"
+    assert first["clipping-sensitivity-agc"].run_id == "11cb427bb0e44118"
+    # After every study of the paper's claims; the sensitivity before the comparison.
+    paper = max(s.priority for s in static_studies() if s.section != "clipping")
+    prio = {p.study.name: p.study.priority for p in grids}
+    assert paper < prio["clipping-sensitivity-norm"] < prio["clipping-study"]
+    # `all` is every section, the clipping section included.
+    everything = plan_campaign(list(SECTIONS), lambda section: [])
+    assert set(ids) <= {p.run_id for p in everything}
+
+
+def test_clipping_runs_are_registered_in_every_grid_they_belong_to(tmp_path: Path) -> None:
+    with Campaign(tmp_path / "repro", ["clipping"]) as c:
+        c.replan()
+        c.register()
+        assert len(c.missing()) == 435
+    with ResultStore.open_readonly(tmp_path / "repro" / "clipping" / "store.db") as st:
+        grids = {s.name: st.planned_run_ids(s.sweep_id) for s in st.sweeps()}
+    assert {k: len(v) for k, v in grids.items()} == {
+        "clipping-study": 360,
+        **{f"clipping-sensitivity-{rule}": n for rule, n in SENSITIVITY_RUNS.items()},
+    }
+    # The sweep a store holds is the shipped spec's sweep: `rnnstab report STORE --sweep
+    # clipping-study` finds the whole grid.
+    plan = SweepPlan(load_spec("clipping-study"), expand(load_spec("clipping-study")))
+    assert grids["clipping-study"] == [r.run_id for r in plan.runs]
+
+
+def test_reproduce_clipping_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "repro"
+    assert main(["reproduce", "clipping", "--dir", str(root), "--dry-run", "--json"]) == 0
+    (summary,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (summary["planned"], summary["to_run"]) == (435, 435)
+    assert not root.exists()
+    Campaign(root, ["clipping"]).close()  # an empty campaign: the per-study listing
+    assert main(["reproduce", "clipping", "--dir", str(root), "--dry-run", "--json"]) == 0
+    *planned, summary = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert summary["to_run"] == len(planned) == 435
+    per_study = Counter(x["study"] for x in planned)
+    assert per_study["clipping-study"] == 330 and per_study["clipping-sensitivity-norm"] == 25
+    assert Counter(x["clip_mode"] for x in planned)["agc"] == 60 + 15 - 5
+    assert main(["reproduce", "clipping", "--dir", str(root), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "clipping-sensitivity-norm: 25 to run (clip=1.0 seed=0," in out
+    assert "0 of 435 planned runs stored" in out
+
+
+Outcome = tuple[bool, int] | None  # (solved, updates), or None: not stored
+
+
+def _fabricate(root: Path, outcome: Callable[[CampaignRun], Outcome]) -> None:
+    """A campaign whose clipping store holds a made-up row for each run ``outcome`` gives,
+    stored as the scheduler stores a finished run."""
+    with Campaign(root, ["clipping"]) as c:
+        c.replan()
+        c.register()
+        store = c.store("clipping")
+        for p in plan_campaign(["clipping"], lambda section: []):
+            got = outcome(p)
+            if got is None:
+                continue
+            solved, updates = got
+            result = {"outcome": "solved" if solved else "unsolved", "updates": updates,
+                      "wall_time": updates / 1000, "backend": "local-process"}  # fmt: skip
+            assert store.record_run(run_row(p.run, result))
+
+
+def _summary_row(text: str, start: str) -> list[str]:
+    (line,) = [x for x in text.splitlines() if x.startswith(f"| clipping | {start}")]
+    return [cell.strip() for cell in line.strip("|").split(" | ")]
+
+
+def _norm_runs(by_threshold: dict[float, tuple[int, list[int]]]) -> Callable[..., Outcome]:
+    """The norm sensitivity runs: at threshold t, seeds below ``k`` solve after the given
+    updates (one per seed), the others do not; every other run is missing."""
+
+    def outcome(p: CampaignRun) -> Outcome:
+        if p.study.name != "clipping-sensitivity-norm":
+            return None
+        k, updates = by_threshold[p.run.config.clip]
+        seed = p.run.config.seed
+        return (True, updates[seed]) if seed < k else (False, 200_000)
+
+    return outcome
+
+
+#: §3.2 holds: 3–24 solve ≥ 4 of 5 with medians 50,000–60,000; 1 fails (not judged).
+NOT_SENSITIVE = {
+    1.0: (0, []),
+    3.0: (5, [60_000, 58_000, 61_000, 62_000, 70_000]),  # median 61,000
+    6.0: (5, [40_000, 55_000, 50_000, 52_000, 90_000]),  # median 52,000
+    12.0: (4, [45_000, 50_000, 55_000, 65_000]),  # median 52,500
+    24.0: (4, [60_000, 50_000, 70_000, 40_000]),  # median 55,000
+}
+
+
+def test_clipping_report_from_stored_runs(tmp_path: Path) -> None:
+    root = tmp_path / "repro"
+    grids = plan_studies(["clipping"], lambda section: [])
+    compared = {p.run_id for p in grids if p.study.name == "clipping-study"}
+    norm = _norm_runs(NOT_SENSITIVE)
+
+    def outcome(p: CampaignRun) -> Outcome:
+        c = p.run.config
+        if p.study.name == "clipping-sensitivity-norm":
+            return norm(p)  # its default (6) is the comparison's norm, SGD-CR, length 50
+        if p.run_id not in compared:
+            return None  # the other rules' sensitivity but for their defaults: not run yet
+        # Temporal order: the spec's i-th rule solves seeds below i after 500 × (length +
+        # 10 × seed) updates; addition: nothing solves.
+        i = ["norm", "auto", "percentile", "zscore", "skip", "agc"].index(c.clip_mode)
+        if c.task == "addition" or c.seed >= i:
+            return (False, 200_000)
+        return (True, 500 * (c.length.lo + 10 * c.seed))
+
+    _fabricate(root, outcome)
+    (root / "notes").mkdir()
+    (root / "notes" / "clipping.md").write_text("Hand-written: what the clipping runs say.\n")
+    text = write_report(root).read_text()
+    section = text[text.index("## Clipping rules (beyond the paper)") : text.index("## Sessions")]
+    # The rule comparison: a table per task, a row per rule, a column per (method, length).
+    assert "| rule | SGD-C, len 50 | SGD-C, len 100 | SGD-C, len 200 | SGD-CR, len 50 |" in section
+    # zscore (i = 3): seeds 0-2 solve; at length 100 after 50,000, 55,000 and 60,000 updates.
+    compared_tables = section[: section.index("### Sensitivity")].splitlines()
+    temporal, addition = [x for x in compared_tables if x.startswith("| zscore (ZClip")]
+    assert temporal.split(" | ")[1:4] == ["3/5 · 30,000", "3/5 · 55,000", "3/5 · 105,000"]
+    assert addition.split(" | ")[1:3] == ["0/5", "0/5"]
+    assert "| norm (Algorithm 1) | 0/5 | 0/5 | 0/5 | 5/5 · 52,000 | 0/5 | 0/5 |" in section
+    # The sensitivity table: each value, as a multiple of the default, and its solves.
+    assert "| norm (Algorithm 1) | threshold = 1 | ×0.167 | 0/5 | — |" in section
+    assert (
+        "| norm (Algorithm 1) | threshold = 6 (default) | ×1 | 5/5 | median 52,000 "
+        "(40,000–90,000) |" in section
+    )
+    assert "| norm (Algorithm 1) | threshold = 24 | ×4 | 4/5 | median 55,000" in section
+    # The other rules' sensitivity runs are missing but for their defaults, which the rule
+    # comparison stored: percentile's p = 10 (i = 2) solved 2 of 5 at length 50.
+    assert (
+        "| percentile (AutoClip) | p = 10 (default) | ×1 | 2/5 | median 27,500 "
+        "(25,000–30,000) |" in section
+    )
+    assert "| percentile (AutoClip) | p = 5 | ×0.5 | — | — |" in section
+    assert "Hand-written: what the clipping runs say." in section
+    assert "**Not complete:** 380 of 435 runs stored" in section
+    assert "`rnnstab reproduce clipping --dir <this directory>` trains the 55 left" in section
+    for figure in ("clipping.png", "clipping-sensitivity.png"):
+        assert (root / "figures" / figure).stat().st_size > 10_000
+        assert f"](figures/{figure})" in section
+    # The summary: §3.2's row judged by the rule; the comparison beyond the paper.
+    row = _summary_row(text, "Norm clipping is not sensitive")
+    assert row[-1] == "**reproduced**" and row[4] == "25 runs"
+    assert "solved 0/5, 5/5, 5/5, 4/5, 4/5" in row[3]
+    assert "within ×4 of 6: success 80.0%–100%, medians ×1.17 apart" in row[3]
+    row = _summary_row(text, "Adaptive clipping rules against Algorithm 1")
+    assert row[-1] == "**beyond the paper**" and row[4] == "360 runs"
+    assert "norm 5/60 (median 52,000 updates), auto 6/60 (median 50,000 updates)" in row[3]
+    assert "agc 30/60" in row[3]
+    assert "1 beyond the paper" in text.split("## Summary")[0]
+    assert write_report(root).read_text() == text
+
+
+@pytest.mark.parametrize(
+    ("change", "verdict"),
+    [
+        ({}, "reproduced"),
+        # 24 solves one run of five: below 4 of 5.
+        ({24.0: (1, [50_000])}, "partly"),
+        # Each of 3–24 solves, but 3's median is 3× 6's.
+        ({3.0: (5, [150_000, 160_000, 170_000, 180_000, 190_000])}, "partly"),
+        # 12 solves nothing.
+        ({12.0: (0, [])}, "not reproduced"),
+    ],
+)
+def test_threshold_sensitivity_verdict_follows_its_rule(
+    tmp_path: Path, change: dict[float, tuple[int, list[int]]], verdict: str
+) -> None:
+    root = tmp_path / "repro"
+    _fabricate(root, _norm_runs({**NOT_SENSITIVE, **change}))
+    text = write_report(root).read_text()
+    assert _summary_row(text, "Norm clipping is not sensitive")[-1] == f"**{verdict}**"
+    # Nothing of the rule comparison is in yet.
+    row = _summary_row(text, "Adaptive clipping rules against Algorithm 1")
+    assert row[-1] == "**pending**" and row[4] == "5 of 360 runs stored"
+
+
+def test_threshold_sensitivity_is_pending_while_a_run_is_missing(tmp_path: Path) -> None:
+    root = tmp_path / "repro"
+    norm = _norm_runs(NOT_SENSITIVE)
+    _fabricate(root, lambda p: None if p.run.config.clip == 24.0 and p.run.config.seed == 4
+               else norm(p))  # fmt: skip
+    row = _summary_row(write_report(root).read_text(), "Norm clipping is not sensitive")
+    assert row[-1] == "**pending**" and row[4] == "24 of 25 runs stored"
+
+
+def test_clipping_report_before_any_run_says_how_to_run_it(tmp_path: Path) -> None:
+    root = tmp_path / "repro"
+    Campaign(root, ["clipping"]).close()
+    text = write_report(root).read_text()
+    for start in ("Norm clipping is not sensitive", "Adaptive clipping rules"):
+        row = _summary_row(text, start)
+        assert row[3] == "not run yet" and row[-1] == "**pending**"
+    section = text[text.index("## Clipping rules (beyond the paper)") : text.index("## Sessions")]
+    assert "**Not complete:** 0 of 435 runs stored" in section
+    # No run stored anywhere: no pace to estimate the core-hours from.
+    assert "trains the 435 left, at most ? core-hours" in section
+    assert section.count("Not run in this campaign yet.") == 2
+    assert not (root / "figures").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "sections"),
+    [
+        ("all", ["fig7", "generalisation", "tasks", "music", "ptb"]),
+        ("all,clipping", ["fig7", "generalisation", "tasks", "music", "ptb", "clipping"]),
+        ("clipping,fig7", ["fig7", "clipping"]),
+    ],
+)
+def test_all_is_the_papers_sections_and_clipping_runs_when_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str, sections: list[str]
+) -> None:
+    seen: list[list[str]] = []
+    monkeypatch.setattr(cli_reproduce, "_run", lambda _dir, chosen, *_: seen.append(chosen))
+    assert main(["reproduce", given, "--dir", str(tmp_path / "repro")]) == 0
+    assert seen == [sections]

@@ -18,7 +18,7 @@ import typer
 
 from rnnstab_cli.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, emit_json, note, note_interrupt
 from rnnstab_cli.errors import UsageError
-from rnnstab_cli.reproduce.sections import SECTIONS
+from rnnstab_cli.reproduce.sections import PAPER_SECTIONS, SECTIONS
 
 REPRODUCE_HELP = "\n\n".join(
     [
@@ -26,9 +26,13 @@ REPRODUCE_HELP = "\n\n".join(
         "paper's settings, into a campaign directory; or write the report from one.",
         "SECTION: fig7 (temporal order, SGD / SGD-C / SGD-CR at lengths 10–200, 8 seeds), "
         "generalisation (single models for lengths 50–200, scored up to 800), tasks (the "
-        "appendix's other pathological problems), music (Table 1), ptb (Table 2), all, or "
-        "several separated by commas (generalisation,tasks: their runs in one queue, by "
-        "priority); or report, which writes DIR/README.md and its figures from DIR alone.",
+        "appendix's other pathological problems), music (Table 1), ptb (Table 2), clipping "
+        "(beyond the paper: the adaptive clipping rules against Algorithm 1 on temporal order "
+        "and addition at lengths 50–200, and each rule's sensitivity to its parameter, §3.2; "
+        "435 runs of at most 200,000 updates), all, or several separated by commas "
+        "(generalisation,tasks: their runs in one queue, by priority); or report, which writes "
+        "DIR/README.md and its figures from DIR alone.",
+        "all is the paper's sections; clipping runs only when named (all,clipping for both).",
         "Runs go one per core (--jobs), or to a Ray cluster with --backend ray. Stop at any "
         "moment (Ctrl-C, kill, even kill -9) and run the same command again: stored runs are kept, "
         "unfinished ones continue from their checkpoints. Progress shows the runs stored, the "
@@ -90,7 +94,7 @@ def reproduce_command(
     """Reproduce the paper section by section (``--help``: REPRODUCE_HELP)."""
     names = section.split(",")
     for name in names:
-        if name not in _CHOICES or (len(names) > 1 and name in ("all", "report")):
+        if name not in _CHOICES or (len(names) > 1 and name == "report"):
             raise UsageError(
                 f"unknown section {name!r}; expected one of: {', '.join(_CHOICES)} (or several "
                 "sections separated by commas, e.g. generalisation,tasks)"
@@ -116,7 +120,8 @@ def reproduce_command(
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
     # Several sections run as one campaign: the scheduler orders all their runs by priority.
-    sections = list(SECTIONS) if section == "all" else [s for s in SECTIONS if s in names]
+    wanted = set(names) | (set(PAPER_SECTIONS) if "all" in names else set())
+    sections = [s for s in SECTIONS if s in wanted]
     _run(directory, sections, data, jobs, backend, address, dry_run, json_lines, quiet)
 
 
@@ -144,8 +149,10 @@ def _print_dry_run(
         if isinstance(p, CampaignRun):
             c = p.run.config
             study, what = p.study.name, f"{c.method} len {c.length} seed {c.seed}"
+            if p.study.section == "clipping":  # a rule and its parameter tell its runs apart
+                what = p.run.describe()
             fields = {"task": c.task, "method": c.method, "len": str(c.length), "seed": c.seed,
-                      "max_updates": c.max_updates}  # fmt: skip
+                      "max_updates": c.max_updates, "clip_mode": c.clip_mode}  # fmt: skip
         else:
             study, what = p.section, p.describe()
             fields = {"task": p.preset, "method": p.method}
@@ -204,11 +211,8 @@ def _run(
             emit_json({"event": "dry-run", "planned": n, "stored": 0, "to_run": n,
                        "core_hours_left_at_most": None, "core_hours_spent": 0.0})  # fmt: skip
             return
-        print(
-            f"no campaign in {root} yet: {n} runs to plan now (Fig. 7's baselines follow "
-            "SGD-CR's results).",
-            flush=True,
-        )
+        later = " (Fig. 7's baselines follow SGD-CR's results)" if "fig7" in sections else ""
+        print(f"no campaign in {root} yet: {n} runs to plan now{later}.", flush=True)
         return
     with Campaign(
         root, sections, create=not dry_run, data=None if data is None else str(data)

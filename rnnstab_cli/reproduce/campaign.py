@@ -66,7 +66,9 @@ __all__ = [
     "CampaignRun",
     "machine_facts",
     "plan_campaign",
+    "plan_studies",
     "trajectory_id",
+    "unique_runs",
 ]
 
 CAMPAIGN_FILE: Final[str] = "campaign.json"
@@ -149,8 +151,28 @@ def fig7_budgets(rows: Sequence[RunRow], planned: Sequence[CampaignRun]) -> dict
 def plan_campaign(
     sections: Sequence[str], rows_of: Callable[[str], list[RunRow]]
 ) -> list[CampaignRun]:
-    """Every run the sections need that can be planned now. ``rows_of(section)``: the runs
-    stored in that section's store (Fig. 7's baselines are planned from them)."""
+    """Every run the sections need that can be planned now, each once. ``rows_of(section)``:
+    the runs stored in that section's store (Fig. 7's baselines are planned from them). A run
+    two studies plan (the same settings, so the same id) is planned as the first one's."""
+    return unique_runs(plan_studies(sections, rows_of))
+
+
+def unique_runs(runs: Sequence[CampaignRun]) -> list[CampaignRun]:
+    """``runs`` with each run id once, as the first study that plans it."""
+    seen: set[str] = set()
+    out = []
+    for p in runs:
+        if p.run_id not in seen:
+            seen.add(p.run_id)
+            out.append(p)
+    return out
+
+
+def plan_studies(
+    sections: Sequence[str], rows_of: Callable[[str], list[RunRow]]
+) -> list[CampaignRun]:
+    """Every study's whole grid, study by study: a run two studies plan is in both (the
+    stores register it in both grids, the report counts it in both tables)."""
     studies = static_studies()
     wanted = {s.name for sec in sections for s in section_studies(sec, studies)}
     planned = [r for s in studies if s.name in wanted for r in _expand(s)]
@@ -359,6 +381,7 @@ class Campaign:
         self._in_flight: dict[str, CampaignRun | NaturalPlanned] = {}
         self._stored: set[str] = set()
         self._planned: dict[str, CampaignRun] = {}
+        self._grids: list[CampaignRun] = []  # every study's whole grid (see plan_studies)
         self.progress = Progress()
         self._session: dict[str, Any] | None = None
 
@@ -408,7 +431,8 @@ class Campaign:
         return [s for s in SECTIONS if s in homes]
 
     def replan(self) -> list[CampaignRun]:
-        planned = plan_campaign(self.sections, self.rows)
+        self._grids = plan_studies(self.sections, self.rows)
+        planned = unique_runs(self._grids)
         self._planned = {p.run_id: p for p in planned}
         self._stored = set()
         for home in self._homes():
@@ -431,9 +455,10 @@ class Campaign:
                 load_natural_data(n.config)
 
     def register(self) -> None:
-        """Record each planned study in its store (the store says which grids it holds)."""
+        """Record each planned study in its store (the store says which grids it holds), a
+        run that two studies plan in both."""
         by_study: dict[str, list[CampaignRun]] = {}
-        for p in self._planned.values():
+        for p in self._grids:
             by_study.setdefault(p.study.name, []).append(p)
         for home in self._homes():
             _check_store(self.store(home), home)

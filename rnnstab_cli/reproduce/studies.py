@@ -6,6 +6,12 @@ result store. A *section* is what ``rnnstab reproduce SECTION`` runs: its own st
 those of other sections its claims rest on (the appendix's addition and multiplication claims
 rest on the single models of the generalisation section).
 
+The ``clipping`` section goes beyond the paper: its studies are the sweep specs that ship with
+rnnstab (``clipping-study``, the rules compared; ``clipping-sensitivity-<rule>``, each rule's
+own parameter varied), run as they are, so that ``rnnstab sweep`` on a spec and the campaign
+train the very same runs. Each rule's default parameter at length 50 is a point of both, one
+run (a run id is its settings' hash), planned once.
+
 Fig. 7's baselines are the one study whose grid depends on results: at each length, SGD and
 SGD-C get the update budget the rule of :func:`fig7_budget` derives from the SGD-CR runs at
 that length, so that a failure of SGD or SGD-C is never an artefact of a short budget.
@@ -17,15 +23,20 @@ here once.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from rnnstab_cli.preset_files import shipped_sweep_dir
 from rnnstab_cli.reproduce.sections import SECTIONS, SYNTHETIC_SECTIONS
-from rnnstab_cli.sweep.spec import SweepSpec
+from rnnstab_cli.sweep.spec import SweepSpec, load_spec
 
 __all__ = [
+    "CLIPPING_RULES",
+    "CLIPPING_SENSITIVITY",
+    "CLIPPING_STUDY",
     "FIG7_BUDGET_FACTOR",
     "FIG7_CAP",
     "FIG7_FLOOR",
@@ -34,9 +45,11 @@ __all__ = [
     "SECTIONS",
     "SYNTHETIC_SECTIONS",
     "Study",
+    "clipping_studies",
     "fig7_baseline_studies",
     "fig7_budget",
     "section_studies",
+    "sensitivity_parameter",
     "static_studies",
 ]
 
@@ -259,7 +272,69 @@ def static_studies() -> list[Study]:
         _appendix_task("tasks-random-permutation", "random-permutation", {"seed": _seeds(0, 8)}, 3),
         _appendix_task("tasks-memorization-5bit", "memorization", memorization_axes, 2),
         _appendix_task("tasks-memorization-20bit", "memorization-20bit", memorization_axes, 2),
+        *clipping_studies(),
     ]
+
+
+#: The shipped sweep spec comparing the clipping rules (temporal order and addition × SGD-C and
+#: SGD-CR × the rules × lengths 50, 100, 200 × 5 seeds).
+CLIPPING_STUDY: Final[str] = "clipping-study"
+#: The rules, in the order the report gives them: Algorithm 1 first, the reference.
+CLIPPING_RULES: Final[tuple[str, ...]] = ("norm", "auto", "percentile", "zscore", "skip", "agc")
+#: The shipped sensitivity specs, one per rule: a spec is a full grid, and each rule varies a
+#: parameter of its own, so one spec cannot hold them all.
+CLIPPING_SENSITIVITY: Final[tuple[str, ...]] = tuple(
+    f"clipping-sensitivity-{rule}" for rule in CLIPPING_RULES
+)
+#: After every study of the paper's claims: a campaign of ``all`` cut short has those first.
+#: The sensitivity (a remark of §3.2, 105 cheap runs at length 50) before the comparison.
+_CLIPPING_SENSITIVITY_PRIORITY: Final[int] = 4
+_CLIPPING_STUDY_PRIORITY: Final[int] = 5
+
+
+def _shipped_spec(name: str) -> SweepSpec:
+    """A shipped sweep spec by its file, never a file of that name in the working directory
+    (which ``rnnstab sweep NAME`` would prefer), labelled by where it ships rather than by the
+    installation's absolute path, which the store keeps."""
+    spec = load_spec(shipped_sweep_dir() / f"{name}.toml")
+    return dataclasses.replace(spec, source=f"reproduction study {name} (presets/sweeps)")
+
+
+def clipping_studies() -> list[Study]:
+    """The ``clipping`` section: each rule's sensitivity to its parameter, then the rules
+    compared. The sensitivity studies come first so that the runs both plan (each rule's
+    default at length 50) are planned, and scheduled, as theirs."""
+    sensitivity = [
+        Study(
+            name=name,
+            section="clipping",
+            claim="§3.2: training is not very sensitive to the clipping threshold",
+            spec=_shipped_spec(name),
+            priority=_CLIPPING_SENSITIVITY_PRIORITY,
+        )
+        for name in CLIPPING_SENSITIVITY
+    ]
+    rules = Study(
+        name=CLIPPING_STUDY,
+        section="clipping",
+        claim="beyond the paper: the adaptive clipping rules against Algorithm 1",
+        spec=_shipped_spec(CLIPPING_STUDY),
+        priority=_CLIPPING_STUDY_PRIORITY,
+    )
+    return [*sensitivity, rules]
+
+
+def sensitivity_parameter(study: Study) -> tuple[str, str, float]:
+    """(rule, parameter, default) of a sensitivity study: its ``clip_mode``, the one axis
+    besides the seed, and the value that parameter takes when a run leaves it alone (the
+    preset's, else rnnstab's default), which the clipping-study spec runs."""
+    from rnnstab_cli.training.config import resolve_config
+
+    rule = str(study.spec.base.get("clip_mode", "norm"))
+    (key,) = [k for k in study.spec.axes if k != "seed"]
+    flags = {k: v.to_toml() if hasattr(v, "to_toml") else v for k, v in study.spec.base.items()}
+    config = resolve_config({"task": study.spec.preset, **flags})
+    return rule, key, float(getattr(config, key))
 
 
 #: Studies of other sections that a section's claims rest on.

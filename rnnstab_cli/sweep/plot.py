@@ -10,11 +10,12 @@ key the x axis (``x``, log scale as in the paper when the values are positive).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, NullLocator, PercentFormatter
 
 from rnnstab_cli.errors import UsageError
@@ -32,9 +33,12 @@ from rnnstab_cli.sweep.store import RunRow
 __all__ = [
     "METHOD_STYLE",
     "SuccessCurve",
+    "curve_style",
     "default_subtitle",
     "default_title",
+    "draw_success",
     "plot_success",
+    "set_x_axis",
     "success_curves",
 ]
 
@@ -122,18 +126,50 @@ def plot_success(
         raise UsageError("nothing to plot: no finished runs in the selection")
     fig = new_figure(6.4, 4.2)
     ax = fig.add_subplot()
+    draw_success(ax, curves, xlabel=xlabel)
+    if title:
+        fig.suptitle(title, fontsize=12, fontweight="bold", x=0.02, ha="left")
+    note = " · ".join(s for s in (subtitle, _runs_note(curves)) if s)
+    if note:
+        ax.set_title(note, fontsize=9, color="0.35", loc="left")
+    return save_figure(fig, p)
+
+
+def curve_style(
+    curve: SuccessCurve, index: int, styles: Mapping[Any, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The line's style: from ``styles`` (by the curve's value) when it has one, else the
+    paper's for a method, else a colour and marker by position."""
+    if styles is not None and curve.value in styles:
+        return styles[curve.value]
+    style = METHOD_STYLE.get(curve.value) if curve.key == "method" else None
+    if style is not None:
+        return style
+    return {
+        "label": f"{curve.key} = {curve.value}",
+        "color": _OTHER_COLOURS[index % len(_OTHER_COLOURS)],
+        "marker": _OTHER_MARKERS[index % len(_OTHER_MARKERS)],
+        "ls": "-",
+        "ms": 7,
+        "mfc": None,
+        "z": 3,
+    }
+
+
+def draw_success(
+    ax: Axes,
+    curves: Sequence[SuccessCurve],
+    *,
+    xlabel: str | None = None,
+    legend: bool = True,
+    xticks: Sequence[float] | None = None,
+    styles: Mapping[Any, dict[str, Any]] | None = None,
+) -> None:
+    """The curves on ``ax``: success rate in % against x, on a log axis when every x is
+    positive, a tick at each x (or at ``xticks``), each line in its :func:`curve_style`. A
+    figure of several panels draws each with this."""
     for i, c in enumerate(curves):
-        style = METHOD_STYLE.get(c.value) if c.key == "method" else None
-        if style is None:
-            style = {
-                "label": f"{c.key} = {c.value}",
-                "color": _OTHER_COLOURS[i % len(_OTHER_COLOURS)],
-                "marker": _OTHER_MARKERS[i % len(_OTHER_MARKERS)],
-                "ls": "-",
-                "ms": 7,
-                "mfc": None,
-                "z": 3,
-            }
+        style = curve_style(c, i, styles)
         ax.plot(
             c.xs,
             [100 * r for r in c.rates],
@@ -148,16 +184,7 @@ def plot_success(
             zorder=style["z"],
             clip_on=False,  # points at 0% and 100% sit on the frame, not half-hidden by it
         )
-    xs = sorted({x for c in curves for x in c.xs})
-    log = all(x > 0 for x in xs)
-    if log:
-        ax.set_xscale("log")  # the paper: "The x-axis is on log scale"
-        if len(xs) > 1:
-            pad = (xs[-1] / xs[0]) ** 0.04
-            ax.set_xlim(xs[0] / pad, xs[-1] * pad)
-    ax.xaxis.set_major_locator(FixedLocator(xs))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticklabels([f"{x:g}" for x in xs])
+    set_x_axis(ax, sorted({x for c in curves for x in c.xs}), xticks)
     ax.set_ylim(0, 100)
     ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
     ax.set_yticks([0, 25, 50, 75, 100])
@@ -165,15 +192,26 @@ def plot_success(
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
+    log = ax.get_xscale() == "log"
     ax.set_xlabel(f"{xlabel or 'x'}{' (log scale)' if log else ''}")
     ax.set_ylabel("rate of success")
-    ax.legend(frameon=False, loc="best")
-    if title:
-        fig.suptitle(title, fontsize=12, fontweight="bold", x=0.02, ha="left")
-    note = " · ".join(s for s in (subtitle, _runs_note(curves)) if s)
-    if note:
-        ax.set_title(note, fontsize=9, color="0.35", loc="left")
-    return save_figure(fig, p)
+    if legend:
+        ax.legend(frameon=False, loc="best")
+
+
+def set_x_axis(ax: Axes, xs: Sequence[float], ticks: Sequence[float] | None = None) -> None:
+    """A log x axis when every value is positive, as the paper's, spanning ``xs`` and the
+    ticks, with a tick at each x (or at ``ticks`` alone: many uneven values would crowd)."""
+    shown = sorted(xs if ticks is None else ticks)
+    span = sorted({*xs, *shown})
+    if span and all(x > 0 for x in span):
+        ax.set_xscale("log")  # the paper: "The x-axis is on log scale"
+        if len(span) > 1:
+            pad = (span[-1] / span[0]) ** 0.04
+            ax.set_xlim(span[0] / pad, span[-1] * pad)
+    ax.xaxis.set_major_locator(FixedLocator(shown))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{x:g}" for x in shown])
 
 
 def default_title(runs: Sequence[RunRow]) -> str:
