@@ -124,10 +124,8 @@ class Settings:
         return {d.key: getattr(self, d.name) for d in declared(type(self))}
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]  # every subclass is a dataclass
-            spec = f.metadata.get(_SPEC)
-            if spec is not None:
-                _check(spec.key or f.name, getattr(self, f.name), _value_type(type(self), f), spec)
+        for d in declared(type(self)):
+            _check(d.key, getattr(self, d.name), d.value_type, d.spec)
 
 
 def _natural_defaults(cls: type) -> None:
@@ -189,7 +187,10 @@ def _check(key: str, value: Any, vt: ValueType, spec: Spec) -> None:
         if not isinstance(value, bool):
             raise UsageError(f"{key} must be true or false, got {value!r}")
     elif vt.base is int:
-        int_at_least(key, value, int(spec.at_least) if spec.at_least is not None else -(2**63))
+        if spec.at_least is not None:
+            int_at_least(key, value, int(spec.at_least))
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{key} must be an integer, got {value!r}")
         _check_upper(key, value, spec)
     elif vt.base is float:
         if spec.above is not None:
