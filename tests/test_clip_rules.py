@@ -16,8 +16,14 @@ from hypothesis import strategies as st
 
 from rnnstab_cli import engine
 from rnnstab_cli.cli import main
+from rnnstab_cli.cli.common import EXIT_CHECKPOINT
+from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.sweep.spec import id_settings, run_id
-from rnnstab_cli.training.checkpoint import load_checkpoint
+from rnnstab_cli.training.checkpoint import (
+    BEST_ONLY_FORMAT_VERSION,
+    drop_clip_state,
+    load_checkpoint,
+)
 from rnnstab_cli.training.config import TrainConfig, resolve_config
 from rnnstab_cli.training.model_settings import CLIP_RULE_KEYS
 from rnnstab_cli.training.synthetic import loop
@@ -317,9 +323,54 @@ def test_an_adaptive_run_resumes_bit_for_bit(tmp_path: Path) -> None:
     assert all(e["clip_threshold"] is not None for e in again)
 
 
-def test_resume_refuses_another_rule_parameter(tmp_path: Path) -> None:
-    from rnnstab_cli.errors import CheckpointError
+def test_a_finished_run_drops_its_clip_state_and_scores_as_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """drop_clip_state: the percentile rule's state (every norm so far) leaves a finished run's
+    checkpoint, which still evaluates the same but can no longer be continued."""
+    cfg = tiny(clip_mode="percentile", max_updates=100, eval_every=50)
+    unfinished = tmp_path / "half"
+    loop.run_training(cfg.replace(max_updates=50), out_dir=unfinished)
+    (unfinished / "state.json").write_text(
+        (unfinished / "state.json").read_text().replace('"max_updates": 50', '"max_updates": 99')
+    )
+    assert drop_clip_state(unfinished) is False  # not finished under its own config: kept
+    assert load_checkpoint(unfinished).clip_state is not None
 
+    ck = tmp_path / "done"
+    loop.run_training(cfg, out_dir=ck)
+    evaluate = ["eval", str(ck), "--len", "10", "--n", "200", "--json"]
+    assert main(evaluate) == 0
+    before = capsys.readouterr().out
+    clip_file = next(ck.glob("clip-*.safetensors"))
+    assert drop_clip_state(ck) is True
+    assert not clip_file.exists()
+    state = json.loads((ck / "state.json").read_text())
+    assert "clip" not in state["files"] and state["clip_state_dropped"] is True
+    assert state["format_version"] == BEST_ONLY_FORMAT_VERSION
+    dropped = load_checkpoint(ck)
+    assert dropped.clip_state is None and dropped.clip_state_dropped
+    assert main(evaluate) == 0
+    assert capsys.readouterr().out == before
+    # Idempotent; and a crash between state.json and the file's removal is finished next time.
+    assert drop_clip_state(ck) is True
+    clip_file.write_bytes(b"left by a crash")
+    assert drop_clip_state(ck) is True and not clip_file.exists()
+
+    # Continuing it is a one-line checkpoint error, never a run from a fresh rule state.
+    code = main(["train", "--resume", str(ck), "--max-updates", "200"])
+    err = capsys.readouterr().err
+    assert code == EXIT_CHECKPOINT
+    assert len(err.strip().splitlines()) == 1
+    assert "kept without its clipping rule's state" in err and "Traceback" not in err
+    # A state.json that lists the file it says was dropped is damage, said as such.
+    state["files"]["clip"] = {"name": clip_file.name, "sha256": "0" * 64}
+    (ck / "state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match=r"damaged.*says was dropped"):
+        load_checkpoint(ck)
+
+
+def test_resume_refuses_another_rule_parameter(tmp_path: Path) -> None:
     cfg = tiny(clip_mode="auto", max_updates=50, eval_every=50)
     loop.run_training(cfg, out_dir=tmp_path)
     with pytest.raises(CheckpointError, match="clip_window"):

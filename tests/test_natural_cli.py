@@ -17,8 +17,8 @@ from rnnstab_cli.cli import main
 from rnnstab_cli.cli.common import EXIT_CHECKPOINT, EXIT_DATA, EXIT_OK, EXIT_USAGE
 from rnnstab_cli.datasets import DATA_ENV, load_music, load_ptb_char, num_segments
 from rnnstab_cli.errors import CheckpointError
+from rnnstab_cli.training import checkpoint as checkpoint_io
 from rnnstab_cli.training.checkpoint import BEST_ONLY_FORMAT_VERSION, FORMAT_VERSION, model_shapes
-from rnnstab_cli.training.natural import checkpoint as natural_checkpoint
 from rnnstab_cli.training.natural import load_natural_checkpoint
 from rnnstab_cli.training.natural.checkpoint import (
     NaturalCheckpoint,
@@ -408,6 +408,27 @@ def test_a_finished_run_keeps_only_its_best_parameters_and_evaluates_as_before(
     assert files_of(ck) == files
 
 
+def test_a_finished_run_drops_its_clipping_state_with_its_last_parameters(
+    tmp_path: Path,
+) -> None:
+    """The percentile rule's state (every norm so far) serves only to continue the run too."""
+    from rnnstab_cli.training.natural import resolve_natural_config, run_natural
+
+    cfg = resolve_natural_config(
+        {"task": "music-jsb", "data": str(tiny_music(tmp_path)), "epochs": 2, "hidden": 8,
+         "seq_len": 25, "clip_mode": "percentile"}
+    )  # fmt: skip
+    ck = tmp_path / "ck"
+    run_natural(cfg, out_dir=ck)
+    assert load_natural_checkpoint(ck).clip_state is not None
+    assert drop_last_params(ck) is True
+    assert not list(ck.glob("clip-*")) and not list(ck.glob("params-*"))
+    state = json.loads((ck / "state.json").read_text())
+    assert state["clip_state_dropped"] is True and state["last_params_dropped"] is True
+    kept = load_natural_checkpoint(ck)
+    assert kept.clip_state is None and kept.best_params is not None
+
+
 def test_a_run_that_is_not_finished_keeps_its_last_parameters(tmp_path: Path) -> None:
     """Interrupted after epoch 1 of 3, a run has best parameters but is not finished: it is
     left alone and continues; once finished, its last parameters can go."""
@@ -473,14 +494,14 @@ def test_a_crash_after_the_state_is_replaced_leaves_a_loadable_checkpoint(
     class Crash(BaseException):
         pass
 
-    real = natural_checkpoint.replace_state
+    real = checkpoint_io.replace_state
 
     def replace_then_crash(directory: Path, state: dict) -> None:
         real(directory, state)
         raise Crash
 
     with monkeypatch.context() as m:
-        m.setattr(natural_checkpoint, "replace_state", replace_then_crash)
+        m.setattr(checkpoint_io, "replace_state", replace_then_crash)
         with pytest.raises(Crash):
             drop_last_params(ck)
     assert params_file.exists()  # not removed: the crash came first

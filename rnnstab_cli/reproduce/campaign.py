@@ -55,7 +55,9 @@ from rnnstab_cli.sweep.worker import INTERRUPTED, RunTask, fcntl
 from rnnstab_cli.training.checkpoint import (
     METRICS_ARCHIVE,
     METRICS_FILE,
+    STATE_FILE,
     archive_metrics,
+    drop_clip_state,
     metrics_text,
 )
 from rnnstab_cli.training.natural.checkpoint import drop_last_params
@@ -549,7 +551,11 @@ class Campaign:
         if row["outcome"] in ("solved", "unsolved"):
             compact_metrics(self.run_dir(p))
             row["metrics_path"] = str(rel / METRICS_ARCHIVE)
-        if not self.store(p.study.section).record_run(row):
+        stored = self.store(p.study.section).record_run(row)
+        if row["outcome"] in ("solved", "unsolved"):
+            # Only once the row is in the store, as for a natural run's last parameters.
+            self._drop_clip_state(self.run_dir(p))
+        if not stored:
             return
         self._stored.add(p.run_id)
         pr = self.progress
@@ -608,12 +614,28 @@ class Campaign:
                         r.run_id, str(Path(r.run_dir) / METRICS_ARCHIVE)
                     )
 
-    def drop_stored_last_params(self) -> None:
-        """Make every stored natural run keep only its best parameters (one stored before that
-        was part of storing it, or by a process killed between the two)."""
+    def drop_stored_resume_state(self) -> None:
+        """Make every stored run keep only what its figures use: a natural run its best
+        parameters, every run no clipping-rule state (one stored before that was part of
+        storing it, or by a process killed between the two)."""
         for section in self.natural_sections:
-            for r in self.natural_store(section).rows():
-                self._keep_best_only(section, r.run_dir)
+            for nr in self.natural_store(section).rows():
+                self._keep_best_only(section, nr.run_dir)
+        for section in self.sections:
+            for r in self.rows(section):
+                if r.outcome in ("solved", "unsolved") and r.run_dir:
+                    self._drop_clip_state(self.section_dir(section) / r.run_dir)
+
+    def _drop_clip_state(self, run_dir: Path) -> None:
+        """:func:`drop_clip_state` on a stored synthetic run (the percentile rule's grows by 8
+        bytes an update); a damaged checkpoint is noted, not raised, as in
+        :meth:`_keep_best_only`."""
+        if not (run_dir / STATE_FILE).is_file():
+            return
+        try:
+            drop_clip_state(run_dir)
+        except CheckpointError as e:
+            self.progress.notes.append(f"kept the clipping state of {run_dir.name}: {e}")
 
     def _keep_best_only(self, section: str, run_dir: str) -> None:
         """:func:`drop_last_params` on a stored natural run. A damaged checkpoint is noted, not
@@ -762,7 +784,7 @@ def _run_locked(
     campaign.check_data()
     campaign.register()
     campaign.archive_logs()
-    campaign.drop_stored_last_params()
+    campaign.drop_stored_resume_state()
     campaign.score_missing()  # a kill between storing a run and scoring it
     pr = campaign.progress
     pr.stored_before = len(campaign._stored & set(campaign._planned))

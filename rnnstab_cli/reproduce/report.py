@@ -673,7 +673,12 @@ def _rules_tables(cells: Sequence[_RuleCell]) -> list[str]:
     tasks = list(dict.fromkeys(c.task for c in cells))
     for task in tasks:
         mine = [c for c in cells if c.task == task]
-        columns = list(dict.fromkeys((c.method, c.length) for c in mine))
+        # By method, then length, whatever order the grid runs in (the study runs length first).
+        methods = list(dict.fromkeys(c.method for c in mine))
+        columns = sorted(
+            dict.fromkeys((c.method, c.length) for c in mine),
+            key=lambda mn: (methods.index(mn[0]), mn[1]),
+        )
         rules = list(dict.fromkeys(c.rule for c in mine))
         by = {(c.method, c.length, c.rule): c for c in mine}
         header = ["rule"] + [f"{_METHOD_LABEL.get(m, m)}, len {n}" for m, n in columns]

@@ -18,8 +18,9 @@ always names a complete, earlier-written pair. The recorded sha256 catches a fil
 afterwards (a torn copy, a truncated transfer). Old tensor files are removed once the new
 ``state.json`` is in place. A natural-task checkpoint (:mod:`.natural.checkpoint`) is written
 the same way by :func:`write_checkpoint`, with tensor files of its own beside these two; a
-finished natural run may drop its ``params`` file and keep only its best parameters (format
-version 2, see :data:`BEST_ONLY_FORMAT_VERSION`).
+finished run may drop what only continuing it needs (format version 2, see
+:data:`BEST_ONLY_FORMAT_VERSION`): a natural run its last parameters, any run the adaptive
+clipping rule's state (:func:`drop_clip_state`).
 """
 
 from __future__ import annotations
@@ -53,10 +54,12 @@ from rnnstab_cli.training.config import TrainConfig
 FORMAT: Final[str] = "rnnstab-checkpoint"
 #: The version of a checkpoint that holds everything its run needs to continue.
 FORMAT_VERSION: Final[int] = 1
-#: The version of a finished natural run's checkpoint that kept only its best parameters
-#: (:func:`rnnstab_cli.training.natural.checkpoint.drop_last_params`): it names no ``params``
-#: file, so a reader of version 1 alone would call it damaged; as version 2 such a reader
-#: refuses it as newer than it reads instead. Every other checkpoint stays version 1, which
+#: The version of a finished run's checkpoint that dropped what only continuing it needs: a
+#: natural run's last parameters
+#: (:func:`rnnstab_cli.training.natural.checkpoint.drop_last_params`), the adaptive clipping
+#: rule's state (:func:`drop_clip_state`). A reader of version 1 alone would call the first
+#: damaged and, worse, continue the second with a fresh rule state; as version 2 such a reader
+#: refuses both as newer than it reads instead. Every other checkpoint stays version 1, which
 #: every rnnstab reads.
 BEST_ONLY_FORMAT_VERSION: Final[int] = 2
 #: The versions this rnnstab reads.
@@ -64,6 +67,10 @@ READ_FORMAT_VERSIONS: Final[tuple[int, ...]] = (FORMAT_VERSION, BEST_ONLY_FORMAT
 STATE_FILE: Final[str] = "state.json"
 #: The one tensor of the clipping-state file.
 CLIP_STATE: Final[str] = "clip_state"
+#: The stem of the clipping-state file (``clip-<updates>-<tag>.safetensors``).
+CLIP_STEM: Final[str] = "clip"
+#: The ``state.json`` key, true once :func:`drop_clip_state` removed the clipping rule's state.
+CLIP_STATE_DROPPED: Final[str] = "clip_state_dropped"
 METRICS_FILE: Final[str] = "metrics.jsonl"
 #: The same log gzip-compressed (:func:`archive_metrics`): a finished run's evaluations cost
 #: a sixth of the bytes, which keeps a committed campaign small.
@@ -225,6 +232,11 @@ class RunState:
     last_test_full: bool = False
     last_spectral_radius: float | None = None
 
+    def finished(self, config: TrainConfig) -> bool:
+        """Whether the run has nothing left to do under ``config``: solved, or its update
+        budget spent (a larger budget given on resume may still continue it)."""
+        return self.solved or self.updates >= config.max_updates
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -258,6 +270,17 @@ class Checkpoint:
     #: The clipping rule's state (Trainer.clip_state); None for the rules that keep none (a
     #: checkpoint without it, e.g. one written before the adaptive rules, loads as None).
     clip_state: np.ndarray | None = None
+    #: True when :func:`drop_clip_state` removed the adaptive rule's state: the run's record
+    #: (scored, exported) but no longer a run that can be continued.
+    clip_state_dropped: bool = False
+
+    def check_continuable(self, directory: str | os.PathLike[str]) -> None:
+        """CheckpointError when the run cannot be continued: its clipping state was dropped."""
+        if self.clip_state_dropped:
+            raise CheckpointError(
+                f"checkpoint {str(directory)!r} is a finished run kept without its clipping "
+                "rule's state: it cannot be continued; train a new run"
+            )
 
 
 def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
@@ -323,7 +346,7 @@ def save_checkpoint(
         tensors={
             "params": ckpt.params,
             "optimizer": ckpt.optimizer_state,
-            "clip": None if ckpt.clip_state is None else {CLIP_STATE: ckpt.clip_state},
+            CLIP_STEM: None if ckpt.clip_state is None else {CLIP_STATE: ckpt.clip_state},
         },
         meta={"format": FORMAT, "dtype": ckpt.config.dtype},
         state=state,
@@ -495,17 +518,77 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint:
         check_tensors(d, opt_state, expected, config.dtype, "optimizer")
     clip_state = read_clip_state(d, state)
     return Checkpoint(
-        config, params, opt_state, run_state, str(state.get("library_version")), clip_state
+        config,
+        params,
+        opt_state,
+        run_state,
+        str(state.get("library_version")),
+        clip_state,
+        dropped_flag(d, state, CLIP_STATE_DROPPED),
     )
+
+
+def drop_clip_state(directory: str | os.PathLike[str]) -> bool:
+    """Make a finished run's checkpoint in ``directory`` forget its adaptive clipping rule's
+    state. That state serves only to continue the run, and one rule's grows with it (the
+    percentile rule keeps every earlier norm: 8 bytes per update, 1.6 MB after 200,000), so a
+    campaign that keeps hundreds of finished runs drops it from each one it stores. Returns
+    whether the checkpoint holds no clipping state now (a rule that keeps none included).
+
+    Only a finished run (:meth:`RunState.finished` under its checkpointed config) is changed;
+    an unfinished one is left alone (False). ``state.json`` is replaced first, without the
+    file, as format version 2 with :data:`CLIP_STATE_DROPPED`; the file is removed after, so a
+    crash in between leaves a checkpoint that loads as dropped and an unreferenced file that
+    the next call removes. CheckpointError for a checkpoint that is damaged or cannot be
+    written."""
+    d = Path(directory)
+    ckpt = load_checkpoint(d)
+    if ckpt.clip_state is not None:
+        if not ckpt.state.finished(ckpt.config):
+            return False
+        drop_tensor_files(d, read_state(d), CLIP_STEM, CLIP_STATE_DROPPED)
+    remove_tensor_files(d, CLIP_STEM)
+    return True
+
+
+def drop_tensor_files(d: Path, state: Mapping[str, Any], stem: str, flag: str) -> None:
+    """Replace ``state.json`` (its current content ``state``) by one that no longer lists the
+    tensor file ``stem``, says so by ``flag`` and is format version 2
+    (:data:`BEST_ONLY_FORMAT_VERSION`). The file itself stays until
+    :func:`remove_tensor_files`, which may run only after this returns."""
+    files = {k: v for k, v in state["files"].items() if k != stem}
+    new = {k: v for k, v in state.items() if k != "files"}
+    new.update({"format_version": BEST_ONLY_FORMAT_VERSION, flag: True, "files": files})
+    replace_state(d, new)
+
+
+def remove_tensor_files(d: Path, stem: str) -> None:
+    """Remove every tensor file of ``stem`` in ``d``: call it only once ``state.json`` lists
+    none (:func:`drop_tensor_files`). CheckpointError when one cannot be removed."""
+    for old in d.glob(f"{stem}-*.safetensors"):
+        try:
+            old.unlink(missing_ok=True)
+        except OSError as e:
+            raise CheckpointError(f"cannot remove {str(old)!r}: {e.strerror or e}") from e
+
+
+def dropped_flag(d: Path, state: Mapping[str, Any], flag: str) -> bool:
+    """Whether ``state.json`` says (by ``flag``) that a file was dropped; false when absent."""
+    dropped = state.get(flag, False)
+    if not isinstance(dropped, bool):
+        raise damaged(d, f"{STATE_FILE}: {flag} must be true or false")
+    return dropped
 
 
 def read_clip_state(d: Path, state: Mapping[str, Any]) -> np.ndarray | None:
     """The clipping rule's state, None when the checkpoint has none; the engine checks that it
     fits the rule when it is given back."""
     files = state.get("files")
-    entry = files.get("clip") if isinstance(files, Mapping) else None
+    entry = files.get(CLIP_STEM) if isinstance(files, Mapping) else None
     if entry is None:
         return None
+    if dropped_flag(d, state, CLIP_STATE_DROPPED):
+        raise damaged(d, f"{STATE_FILE} lists the clipping state it says was dropped")
     arrays = read_tensors(d, entry, "clipping state")
     arr = arrays.get(CLIP_STATE)
     if arr is None or arr.dtype != np.float64 or arr.ndim != 1 or set(arrays) != {CLIP_STATE}:

@@ -26,14 +26,17 @@ import numpy as np
 from rnnstab_cli import __version__
 from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.training.checkpoint import (
-    BEST_ONLY_FORMAT_VERSION,
     CLIP_STATE,
+    CLIP_STATE_DROPPED,
+    CLIP_STEM,
     FORMAT,
     FORMAT_VERSION,
     STATE_FILE,
     check_tensors,
     config_in_state,
     damaged,
+    drop_tensor_files,
+    dropped_flag,
     incomplete,
     model_shapes,
     read_clip_state,
@@ -42,7 +45,7 @@ from rnnstab_cli.training.checkpoint import (
     read_run_state,
     read_state,
     read_tensors,
-    replace_state,
+    remove_tensor_files,
     write_checkpoint,
 )
 from rnnstab_cli.training.natural.config import NaturalConfig
@@ -144,7 +147,7 @@ def save_natural_checkpoint(
             "optimizer": ckpt.optimizer_state,
             "carry": None if ckpt.carry is None else {"x": ckpt.carry},
             "best": ckpt.best_params,
-            "clip": None if ckpt.clip_state is None else {CLIP_STATE: ckpt.clip_state},
+            CLIP_STEM: None if ckpt.clip_state is None else {CLIP_STATE: ckpt.clip_state},
         },
         meta={"format": FORMAT, "kind": KIND, "dtype": ckpt.config.dtype},
         state=state,
@@ -210,9 +213,7 @@ def load_natural_checkpoint(directory: str | Path) -> NaturalCheckpoint:
 
 def _dropped(d: Path, state: Mapping[str, Any]) -> bool:
     """Whether ``state.json`` says the last parameters were dropped (and so lists none)."""
-    dropped = state.get(LAST_PARAMS_DROPPED, False)
-    if not isinstance(dropped, bool):
-        raise damaged(d, f"{STATE_FILE}: {LAST_PARAMS_DROPPED} must be true or false")
+    dropped = dropped_flag(d, state, LAST_PARAMS_DROPPED)
     files = state.get("files")
     if dropped and isinstance(files, Mapping) and _PARAMS_STEM in files:
         raise damaged(d, f"{STATE_FILE} lists the last parameters it says were dropped")
@@ -236,28 +237,24 @@ def drop_last_params(directory: str | Path) -> bool:
     (:data:`~rnnstab_cli.training.checkpoint.BEST_ONLY_FORMAT_VERSION`) and
     :data:`LAST_PARAMS_DROPPED`; the file is removed after. A crash in between leaves a
     checkpoint that loads as best-only, with an unreferenced file that the next call removes.
-    Every other file (best parameters, optimiser state, carried state, metrics log) is kept
-    as it is.
+    The adaptive clipping rule's state goes the same way (:data:`CLIP_STATE_DROPPED`). Every
+    other file (best parameters, optimiser state, carried state, metrics log) is kept as it
+    is.
     """
     d = Path(directory)
     ckpt = load_natural_checkpoint(d)
     if ckpt.params is not None:
         if ckpt.best_params is None or ckpt.state.outcome(ckpt.config) is None:
             return False
-        state = read_state(d)
-        files = {k: v for k, v in state["files"].items() if k != _PARAMS_STEM}
-        new = {k: v for k, v in state.items() if k != "files"}
-        new.update(
-            {"format_version": BEST_ONLY_FORMAT_VERSION, LAST_PARAMS_DROPPED: True, "files": files}
-        )
-        replace_state(d, new)
+        drop_tensor_files(d, read_state(d), _PARAMS_STEM, LAST_PARAMS_DROPPED)
     # Every params file is unreferenced now, including one a crash left after state.json was
     # replaced (write_checkpoint removes old tensor files by the same prefix).
-    for old in d.glob(f"{_PARAMS_STEM}-*.safetensors"):
-        try:
-            old.unlink(missing_ok=True)
-        except OSError as e:
-            raise CheckpointError(f"cannot remove {str(old)!r}: {e.strerror or e}") from e
+    remove_tensor_files(d, _PARAMS_STEM)
+    # The clipping rule's state, too, serves only to continue the run (and one rule's grows
+    # with it); the run's record is version 2 already.
+    if ckpt.clip_state is not None:
+        drop_tensor_files(d, read_state(d), CLIP_STEM, CLIP_STATE_DROPPED)
+    remove_tensor_files(d, CLIP_STEM)
     return True
 
 

@@ -217,6 +217,7 @@ def run_training(
     if resume:
         out = resume_dir(out)
         ckpt = load_checkpoint(out)
+        ckpt.check_continuable(out)
         check_resumable(config, ckpt.config)
         state = ckpt.state
         metrics = read_metrics(out, state.eval_index)
