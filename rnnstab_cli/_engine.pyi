@@ -2,10 +2,12 @@
 # Keep in step with rust/python/src/{lib,trainer,gpu}.rs; tests/test_engine_stub.py checks that
 # every name here exists in the built module with the same parameters.
 
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import numpy.typing as npt
+
+from rnnstab_cli.engine_options import TrainerOptions
 
 Array = npt.NDArray[Any]
 Params = dict[str, npt.NDArray[np.floating[Any]]]
@@ -50,35 +52,7 @@ def simd_level() -> str: ...
 def gpu_adapters() -> list[tuple[str, str, str, str]]: ...
 
 class Trainer:
-    def __init__(
-        self,
-        params: Params,
-        *,
-        activation: str = "tanh",
-        loss: str = "softmax_ce",
-        optimizer: str = "sgd",
-        lr: float = 0.01,
-        clip_mode: str = "norm",
-        clip: float = 6.0,
-        alpha: float = 0.0,
-        omega_form: str = "norm",
-        time_reduction: str = "sum",
-        momentum: float = 0.9,
-        rho: float = 0.9,
-        eps: float = 1e-8,
-        nonfinite: str = "skip",
-        threads: int | None = None,
-        carry_state: bool = False,
-        train_biases: bool = True,
-        device: str = "cpu",
-        clip_window: int = 100,
-        clip_factor: float = 2.0,
-        clip_percentile: float = 10.0,
-        clip_z: float = 2.5,
-        clip_beta: float = 0.97,
-        clip_warmup: int = 25,
-        clip_lambda: float = 0.01,
-    ) -> None: ...
+    def __init__(self, params: Params, **options: Unpack[TrainerOptions]) -> None: ...
     def step(
         self, inputs: Array, targets: Array, mask: Array, x0: Array | None = None
     ) -> Stats: ...

@@ -17,8 +17,8 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
-from typing import NamedTuple, cast
+from collections.abc import Callable, Iterator, Mapping
+from typing import Final, NamedTuple, Unpack, cast, get_type_hints
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from rnnstab_cli.engine_names import LOSSES as LOSSES
 from rnnstab_cli.engine_names import MAX_THREADS as MAX_THREADS
 from rnnstab_cli.engine_names import NONFINITE_POLICIES as NONFINITE_POLICIES
 from rnnstab_cli.engine_names import OPTIMIZERS as OPTIMIZERS
+from rnnstab_cli.engine_options import TrainerOptions
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.resources import bptt_bytes, forward_bytes, require
 
@@ -122,6 +123,29 @@ def check_alpha(alpha: object) -> float:
     if not np.isfinite(a) or a < 0:
         raise UsageError(f"alpha must be finite and ≥ 0, got {a}")
     return a
+
+
+#: The trainer options checked here before the engine sees them (:meth:`Trainer.__init__`).
+_OPTION_CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
+    "alpha": lambda _, v: check_alpha(v),
+    "threads": lambda name, v: check_threads(v, name),
+    "clip_window": _count,
+    "clip_warmup": _count,
+}
+_FLOAT_OPTIONS: Final[frozenset[str]] = frozenset(
+    k for k, t in get_type_hints(TrainerOptions).items() if t is float
+)
+
+
+def _check_option(name: str, value: object) -> object:
+    """One trainer option as the engine takes it: checked where a check names the mistake
+    better than the engine would, numbers as Python floats (numpy scalars included)."""
+    check = _OPTION_CHECKS.get(name)
+    if check is not None:
+        return check(name, value)
+    if name in _FLOAT_OPTIONS and isinstance(value, int | float | np.floating | np.integer):
+        return float(value)
+    return value
 
 
 #: Lines that system libraries print on stderr while the GPU backend starts and that say
@@ -421,65 +445,15 @@ class Trainer:
     >>> st = tr.step(inputs, targets, mask)                           # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        params: Mapping[str, np.ndarray],
-        activation: str = "tanh",
-        loss: str = "softmax_ce",
-        optimizer: str = "sgd",
-        lr: float = 0.01,
-        clip_mode: str = "norm",
-        clip: float = 6.0,
-        alpha: float = 0.0,
-        omega_form: str = "norm",
-        time_reduction: str = "sum",
-        momentum: float = 0.9,
-        rho: float = 0.9,
-        eps: float = 1e-8,
-        nonfinite: str = "skip",
-        threads: int | None = None,
-        carry_state: bool = False,
-        train_biases: bool = True,
-        device: str = "cpu",
-        clip_window: int = 100,
-        clip_factor: float = 2.0,
-        clip_percentile: float = 10.0,
-        clip_z: float = 2.5,
-        clip_beta: float = 0.97,
-        clip_warmup: int = 25,
-        clip_lambda: float = 0.01,
-    ) -> None:
-        starting = contextlib.nullcontext() if device == "cpu" else _gpu_loader_stderr()
+    def __init__(self, params: Mapping[str, np.ndarray], **options: Unpack[TrainerOptions]) -> None:
+        """``options``: :class:`~rnnstab_cli.engine_options.TrainerOptions`, each left out
+        taking the engine's default. The ones a user gets wrong most (α, the thread count, the
+        rules' counts) are named here when they are bad; the engine checks the rest."""
+        checked = cast(TrainerOptions, {k: _check_option(k, v) for k, v in options.items()})
+        gpu = options.get("device", "cpu") != "cpu"
+        starting = _gpu_loader_stderr() if gpu else contextlib.nullcontext()
         with starting:
-            self._native = _engine.Trainer(
-                _params_dict(params),
-                activation=activation,
-                loss=loss,
-                optimizer=optimizer,
-                lr=float(lr),
-                clip_mode=clip_mode,
-                clip=float(clip),
-                alpha=check_alpha(alpha),
-                omega_form=omega_form,
-                time_reduction=time_reduction,
-                momentum=float(momentum),
-                rho=float(rho),
-                eps=float(eps),
-                nonfinite=nonfinite,
-                threads=check_threads(threads),
-                carry_state=carry_state,
-                train_biases=train_biases,
-                device=device,
-                clip_window=_count("clip_window", clip_window),
-                clip_factor=float(clip_factor),
-                clip_percentile=float(clip_percentile),
-                clip_z=float(clip_z),
-                clip_beta=float(clip_beta),
-                clip_warmup=_count("clip_warmup", clip_warmup),
-                clip_lambda=float(clip_lambda),
-            )
-        self.activation = activation
-        self.loss = loss
+            self._native = _engine.Trainer(_params_dict(params), **checked)
         self._dims = _model_dims(params)
         self._checked: tuple[int, ...] | None = None
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import ast
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import pytest
 
 from rnnstab_cli import _engine
+from rnnstab_cli.engine_options import TrainerOptions
 
 STUB = Path(_engine.__file__).with_name("_engine.pyi")
 
@@ -69,10 +70,31 @@ def test_the_module_has_nothing_the_stub_lacks() -> None:
     assert declared - public <= {"Array", "Params", "Stats"}  # the stub's own aliases
 
 
-def test_trainer_methods_and_constructor_match() -> None:
+def test_trainer_options_are_the_engines_in_its_order_with_defaults_of_their_types() -> None:
+    """The stub's and the wrapper's constructor take ``**TrainerOptions``: the one declaration
+    of the options must name the native signature's keyword-only parameters, in order, and each
+    default there must have the option's declared type."""
+    ((first, default, keyword), *options) = _runtime(_engine.Trainer)
+    assert (first, default, keyword) == ("params", inspect.Parameter.empty, False)
+    hints = get_type_hints(TrainerOptions)
+    assert [name for name, _, _ in options] == list(hints)
+    for name, default, keyword in options:
+        assert keyword, name
+        hint = hints[name]
+        types = get_args(hint) or (hint,)  # `int | None` → (int, NoneType)
+        assert isinstance(default, types), (name, default, hint)
+        # bool is an int: an int option must not default to True/False, nor a bool to 0/1.
+        assert (bool in types) == isinstance(default, bool), (name, default)
+    (init,) = [f for f in _trainer().body if isinstance(f, ast.FunctionDef)][:1]
+    assert init.name == "__init__" and init.args.kwarg is not None
+    assert ast.unparse(init.args.kwarg.annotation or ast.Constant(None)) == (
+        "Unpack[TrainerOptions]"
+    )
+
+
+def test_trainer_methods_match() -> None:
     cls = _trainer()
     methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
-    assert _params(methods["__init__"]) == _runtime(_engine.Trainer)
     runtime = {m for m in dir(_engine.Trainer) if not m.startswith("_")}
     assert set(methods) - {"__init__"} == runtime
     for name, fn in methods.items():

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from typing import get_type_hints
 
 import numpy as np
 import pytest
 
 from rnnstab_cli import _engine, engine
+from rnnstab_cli.engine_options import TrainerOptions
 from rnnstab_cli.errors import UsageError
 from rnnstab_cli.sweep.spec import run_id
 from rnnstab_cli.training.config import (
@@ -106,7 +108,7 @@ def test_engine_arguments_use_the_bindings_names() -> None:
     # the rule `clip_mode`, Ω's weight `alpha`.
     assert (args["clip_mode"], args["clip"], args["alpha"]) == ("auto", 6.0, 2.0)
     native = set(inspect.signature(_engine.Trainer).parameters)
-    python = set(inspect.signature(engine.Trainer.__init__).parameters) - {"self"}
+    python = set(get_type_hints(TrainerOptions))  # engine.Trainer's **options
     for cls in (TrainConfig, NaturalConfig):
         for d in declared(cls):
             if d.spec.engine:
