@@ -56,3 +56,10 @@ def test_tasks_loads_no_plotting_or_cluster_library() -> None:
     loaded = modules_after(run_main("tasks") + "assert code == 0\n")
     assert "numpy" in loaded  # it resolves every preset
     assert not loaded & set(HEAVY)
+    # Resolving a preset needs neither the engine's trainer nor either training loop.
+    assert not loaded & {
+        "rnnstab_cli.engine",
+        "rnnstab_cli.training.synthetic.loop",
+        "rnnstab_cli.training.natural.loop",
+        "rnnstab_cli.training.natural.checkpoint",
+    }

@@ -14,8 +14,9 @@ paper's method names), the records a run reports, and checkpoint reading for eva
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rnnstab_cli.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from rnnstab_cli.training.checkpoint import Checkpoint, load_checkpoint, load_config
@@ -80,8 +81,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -54,7 +54,6 @@ from rnnstab_cli.training.settings import (
     setting,
     value_types,
 )
-from rnnstab_cli.training.synthetic.evaluate import EVAL_BATCH
 from rnnstab_cli.training.value_checks import choice
 
 DEVICES: Final[tuple[str, ...]] = ("cpu", "gpu")
@@ -201,6 +200,9 @@ class TrainConfig(ModelSettings):
     def memory_needed(self) -> int:
         """Bytes of the large buffers a run of this config holds at once: the model, the
         BPTT buffers of one batch, a chunk of sampled batches and an evaluation batch."""
+        # Imported here: the evaluation loads the engine, which resolving a preset does not need.
+        from rnnstab_cli.training.synthetic.evaluate import EVAL_BATCH
+
         task = self.make_task()
         item = np.dtype(self.dtype).itemsize
         steps = (11 * self.length.hi) // 10 + 20  # the slack of default_chunk
