@@ -3,6 +3,7 @@
 
 use rnnstab_engine::at_b::matmul_at_b;
 use rnnstab_engine::kernels::{matmul_packed, tanh_f32_slice, PackedMatrix};
+use rnnstab_engine::linalg::{View, ViewMut};
 use std::time::Instant;
 
 /// Prints the time per call of `f`: the best of ten windows of `reps / 10` calls, so a window
@@ -44,7 +45,11 @@ fn main() {
     let mut c = vec![0.0f32; rows * p.np];
     let fl = (rows * h * h) as f64;
     time("step product (rows×H·H×H)", fl, 20000, || {
-        matmul_packed(&a, 0, h, rows, &p, &mut c, p.np)
+        let (av, cv) = (
+            View::new(&a, rows, h),
+            ViewMut::strided(&mut c, 0, rows, h, p.np, 1),
+        );
+        matmul_packed(av, &p, cv)
     });
     let mut x: Vec<f32> = (0..rows * h).map(|i| (i % 17) as f32 / 5.0 - 1.7).collect();
     time("tanh (rows×H)", 0.0, 20000, || {
@@ -59,7 +64,8 @@ fn main() {
     let at_b = |name: &str, a: &[f32], m: usize, b: &[f32]| {
         let mut out = vec![0.0f32; m * h];
         time(name, (k * m * h) as f64, 200, || {
-            matmul_at_b(k, a, m, 0, b, h, h, &mut out)
+            let (av, bv) = (View::new(a, k, m), View::new(b, k, h));
+            matmul_at_b(av, bv, ViewMut::new(&mut out, m, h))
         });
     };
     at_b("dW_rec = GᵀH (k×H, k×H)", &g, h, &hs);

@@ -19,19 +19,10 @@ use crate::float::Float;
 use crate::kernels::SimdLevel;
 use crate::linalg::{gemm, View, ViewMut};
 
-/// Rows `i0..i0 + out.len()/n` of `Aᵀ·B`, with A and B row-major with row strides `lda`, `ldb`.
-#[allow(clippy::too_many_arguments)]
-pub fn matmul_at_b<T: Float>(
-    k: usize,
-    a: &[T],
-    lda: usize,
-    i0: usize,
-    b: &[T],
-    ldb: usize,
-    n: usize,
-    out: &mut [T],
-) {
-    matmul_at_b_on(crate::kernels::simd_level(), k, a, lda, i0, b, ldb, n, out);
+/// `out (m × n) = Aᵀ·B` for A `k × m` and B `k × n`. The rows of all three must be contiguous
+/// (column stride 1); a block of A's columns gives a block of the product's rows.
+pub fn matmul_at_b<T: Float>(a: View<'_, T>, b: View<'_, T>, out: ViewMut<'_, T>) {
+    matmul_at_b_on(crate::kernels::simd_level(), a, b, out);
 }
 
 /// Output rows per tile of the kernel [`matmul_at_b`] runs: a split of the rows across threads
@@ -50,45 +41,29 @@ const AVX2_ROWS: usize = 6;
 
 /// [`matmul_at_b`] with the kernel of `level`, or of the best instruction set the CPU has if
 /// that is less (so that tests and timings can run every kernel on one machine).
-#[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn matmul_at_b_on<T: Float>(
-    level: SimdLevel,
-    k: usize,
-    a: &[T],
-    lda: usize,
-    i0: usize,
-    b: &[T],
-    ldb: usize,
-    n: usize,
-    out: &mut [T],
-) {
-    if n == 0 || out.is_empty() {
-        return;
-    }
-    let m = out.len() / n;
-    assert_eq!(out.len(), m * n, "output is not whole rows");
-    if k == 0 {
-        out.fill(T::ZERO);
-        return;
-    }
+fn matmul_at_b_on<T: Float>(level: SimdLevel, a: View<'_, T>, b: View<'_, T>, out: ViewMut<'_, T>) {
+    let (k, m, n) = (a.rows(), a.cols(), b.cols());
+    assert_eq!(b.rows(), k, "A and B have different numbers of rows");
+    assert!(out.rows() == m && out.cols() == n, "output is not m × n");
+    // Checked whichever kernel runs, so that a caller's layout error shows on every CPU.
     assert!(
-        (k - 1) * lda + i0 + m <= a.len() && (k - 1) * ldb + n <= b.len(),
-        "A or B out of bounds"
+        a.cs() == 1 && b.cs() == 1 && out.cs() == 1,
+        "rows are not contiguous"
     );
     #[cfg(target_arch = "x86_64")]
     {
         let level = level.min(crate::kernels::detected_simd());
-        if level >= SimdLevel::Avx2 {
-            // SAFETY: the CPU has the instruction set of `level`; the bounds of every row of A
-            // and B read were checked above, and the kernels read and write nothing else.
-            unsafe { simd::run(level, k, a, lda, i0, b, ldb, n, out) };
+        if level >= SimdLevel::Avx2 && k > 0 && m > 0 && n > 0 {
+            // SAFETY: the CPU has the instruction set of `level`; the views were bounds-checked
+            // on construction, their rows are contiguous (checked above), and the kernels read
+            // and write nothing outside them.
+            unsafe { simd::run(level, a, b, out) };
             return;
         }
     }
-    let at = View::strided(a, i0, m, k, 1, lda);
-    let bv = View::strided(b, 0, k, n, ldb, 1);
-    gemm(T::ONE, at, bv, T::ZERO, ViewMut::new(out, m, n));
+    // Also the empty cases: with k = 0 the GEMM writes zeros.
+    gemm(T::ONE, a.t(), b, T::ZERO, out);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -99,6 +74,7 @@ mod simd {
     use super::{AVX2_ROWS, AVX512_ROWS};
     use crate::float::Float;
     use crate::kernels::SimdLevel;
+    use crate::linalg::{View, ViewMut};
 
     /// Rows of A and B per chunk: 64 rows of two 50-wide f32 operands are 25 KiB, inside L1.
     const KC: usize = 64;
@@ -149,22 +125,24 @@ mod simd {
                     const { std::cell::RefCell::new(Vec::new()) };
             }
 
-            /// One `R × V·L` tile at (row `ia` of Aᵀ, column `jb` of B); `mask` selects the
-            /// columns of the tile's last vector that exist.
+            /// One `R × V·L` tile `out += aᵀ·b` (or `=` on the `first` chunk of rows), for `a`
+            /// the tile's `k × R` block of A and `b` its `k × w` block of B, `w ≤ V·L`;
+            /// `mask` selects the columns of the tile's last vector that exist.
+            ///
+            /// # Safety
+            /// The CPU has `$feature`; the blocks' rows are contiguous, `out` is `R × w`, and
+            /// the first `V − 1` vectors of a row of `b` and `out` are whole.
             #[inline]
             #[target_feature(enable = $feature)]
-            #[allow(clippy::too_many_arguments)]
             unsafe fn tile<const R: usize, const V: usize>(
-                k: usize,
-                a: *const $t,
-                lda: usize,
-                b: *const $t,
-                ldb: usize,
+                a: View<'_, $t>,
+                b: View<'_, $t>,
+                mut out: ViewMut<'_, $t>,
                 mask: $mask,
-                out: *mut $t,
-                ldo: usize,
                 first: bool,
             ) {
+                let (k, lda, ldb, ldo) = (a.rows(), a.rs(), b.rs(), out.rs());
+                let (a, b, out) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
                 // A later chunk of rows continues the sums the previous chunk stored: the
                 // round trip through memory is exact, so the FMA chain is unchanged.
                 let mut acc = [[$zero(); V]; R];
@@ -204,60 +182,59 @@ mod simd {
                 }
             }
 
-            /// Output rows `row..` in blocks of `R`, all columns; returns the first row left.
+            /// Rows `row..` of `out = aᵀ·b` (a chunk of the rows of A and B) in blocks of `R`,
+            /// all columns; returns the first row left.
+            ///
+            /// # Safety
+            /// As for [`all`], and `out` is `a.cols() × b.cols()`.
             #[inline]
             #[target_feature(enable = $feature)]
-            #[allow(clippy::too_many_arguments)]
             unsafe fn rows<const R: usize>(
-                k: usize,
-                a: *const $t,
-                lda: usize,
-                b: *const $t,
-                ldb: usize,
-                n: usize,
-                out: *mut $t,
-                m: usize,
+                a: View<'_, $t>,
+                b: View<'_, $t>,
+                out: &mut ViewMut<'_, $t>,
                 mut row: usize,
                 first: bool,
             ) -> usize {
+                let (k, m, n) = (a.rows(), a.cols(), b.cols());
                 while row + R <= m {
-                    let (ar, or) = (a.add(row), out.add(row * n));
+                    // SAFETY (of the blocks): `row + R ≤ m` here and `jb + width ≤ n` below.
+                    let ar = a.block_unchecked(0, row, k, R);
+                    let mut or = out.block_unchecked(row, 0, R, n);
                     let mut jb = 0;
                     // Two-vector tiles while more than one vector's worth is left, the last
                     // masked; then at most one single-vector tile.
                     while n - jb > $lanes {
                         let width = (n - jb).min(2 * $lanes);
                         let mask = $mask_of(width - $lanes);
-                        tile::<R, 2>(k, ar, lda, b.add(jb), ldb, mask, or.add(jb), n, first);
+                        let bt = b.block_unchecked(0, jb, k, width);
+                        tile::<R, 2>(ar, bt, or.block_unchecked(0, jb, R, width), mask, first);
                         jb += width;
                     }
                     if jb < n {
                         let mask = $mask_of(n - jb);
-                        tile::<R, 1>(k, ar, lda, b.add(jb), ldb, mask, or.add(jb), n, first);
+                        let bt = b.block_unchecked(0, jb, k, n - jb);
+                        tile::<R, 1>(ar, bt, or.block_unchecked(0, jb, R, n - jb), mask, first);
                     }
                     row += R;
                 }
                 row
             }
 
-            /// One tile of `rr ≤ $rmax` rows at a time (the last row block of a packed chunk).
+            /// One tile of `a.cols() ≤ $rmax` rows at a time (the last row block of a packed
+            /// chunk); the arguments are [`tile`]'s.
             #[inline]
             #[target_feature(enable = $feature)]
-            #[allow(clippy::too_many_arguments)]
             unsafe fn tile_of<const V: usize>(
-                rr: usize,
-                k: usize,
-                a: *const $t,
-                b: *const $t,
-                ldb: usize,
+                a: View<'_, $t>,
+                b: View<'_, $t>,
+                out: ViewMut<'_, $t>,
                 mask: $mask,
-                out: *mut $t,
-                ldo: usize,
                 first: bool,
             ) {
-                match rr {
-                    $($r => tile::<$r, V>(k, a, rr, b, ldb, mask, out, ldo, first),)+
-                    _ => tile::<$rmax, V>(k, a, rr, b, ldb, mask, out, ldo, first),
+                match a.cols() {
+                    $($r => tile::<$r, V>(a, b, out, mask, first),)+
+                    _ => tile::<$rmax, V>(a, b, out, mask, first),
                 }
             }
 
@@ -266,18 +243,9 @@ mod simd {
             /// block wide, so every tile reads both in order. Then one panel of B (16 KiB in
             /// f32 on AVX-512) stays in L1 while the row blocks of A stream past it.
             #[target_feature(enable = $feature)]
-            #[allow(clippy::too_many_arguments)]
-            unsafe fn all_packed(
-                k: usize,
-                a: *const $t,
-                lda: usize,
-                b: *const $t,
-                ldb: usize,
-                n: usize,
-                out: *mut $t,
-                m: usize,
-            ) {
+            unsafe fn all_packed(a: View<'_, $t>, b: View<'_, $t>, out: ViewMut<'_, $t>) {
                 const TW: usize = 2 * $lanes; // a tile's width
+                let (m, n) = (a.cols(), b.cols());
                 let panels = n.div_ceil(TW);
                 // The panels live in this thread's buffer, kept from call to call (every
                 // update makes the same products). Stale values in it are never read: each
@@ -288,26 +256,23 @@ mod simd {
                         buf.resize(bn + an, 0.0);
                     }
                     let (bp, ap) = buf.split_at_mut(bn);
-                    packed_chunks(k, a, lda, b, ldb, n, out, m, bp, &mut ap[..an]);
+                    packed_chunks(a, b, out, bp, &mut ap[..an]);
                 });
             }
 
-            /// The chunks of [`all_packed`], with its panel buffers.
+            /// The chunks of [`all_packed`], with its panel buffers: `bp` for
+            /// [`KC_PACKED`] rows of every panel of B, `ap` for as many rows of A.
             #[target_feature(enable = $feature)]
-            #[allow(clippy::too_many_arguments)]
             unsafe fn packed_chunks(
-                k: usize,
-                a: *const $t,
-                lda: usize,
-                b: *const $t,
-                ldb: usize,
-                n: usize,
-                out: *mut $t,
-                m: usize,
+                a: View<'_, $t>,
+                b: View<'_, $t>,
+                mut out: ViewMut<'_, $t>,
                 bp: &mut [$t],
                 ap: &mut [$t],
             ) {
                 const TW: usize = 2 * $lanes;
+                let (k, m, n) = (a.rows(), a.cols(), b.cols());
+                let (a, lda, b, ldb) = (a.as_ptr(), a.rs(), b.as_ptr(), b.rs());
                 let (panels, blocks) = (n.div_ceil(TW), m.div_ceil($rmax));
                 let mut r0 = 0;
                 while r0 < k {
@@ -331,17 +296,20 @@ mod simd {
                     }
                     let first = r0 == 0;
                     for p in 0..panels {
-                        let (c0, bpp) = (p * TW, bp.as_ptr().add(p * kn * TW));
+                        let c0 = p * TW;
                         let w = TW.min(n - c0);
+                        let bpp = View::strided(bp, p * kn * TW, kn, w, TW, 1);
                         for q in 0..blocks {
                             let (i0, rr) = ($rmax * q, $rmax.min(m - $rmax * q));
-                            let (app, o) = (ap.as_ptr().add(kn * i0), out.add(i0 * n + c0));
+                            let app = View::strided(ap, kn * i0, kn, rr, rr, 1);
+                            // SAFETY: `i0 + rr ≤ m` and `c0 + w ≤ n`.
+                            let o = out.block_unchecked(i0, c0, rr, w);
                             if w > $lanes {
                                 let mask = $mask_of(w - $lanes);
-                                tile_of::<2>(rr, kn, app, bpp, TW, mask, o, n, first);
+                                tile_of::<2>(app, bpp, o, mask, first);
                             } else {
                                 let mask = $mask_of(w);
-                                tile_of::<1>(rr, kn, app, bpp, TW, mask, o, n, first);
+                                tile_of::<1>(app, bpp, o, mask, first);
                             }
                         }
                     }
@@ -349,34 +317,33 @@ mod simd {
                 }
             }
 
-            /// All rows of `out`: blocks of `$rmax`, then one of the rest, over chunks of
-            /// [`KC`] rows of A and B so that each chunk is read from L1 by every tile.
+            /// All of `out = aᵀ·b`: blocks of `$rmax` rows, then one of the rest, over chunks
+            /// of [`KC`] rows of A and B so that each chunk is read from L1 by every tile.
+            ///
+            /// # Safety
+            /// The CPU has `$feature`; A (`k × m`), B (`k × n`) and `out` (`m × n`) have
+            /// contiguous rows, and k, m and n are not zero.
             #[target_feature(enable = $feature)]
-            #[allow(clippy::too_many_arguments)]
             pub(in super::super) unsafe fn all(
-                k: usize,
-                a: *const $t,
-                lda: usize,
-                b: *const $t,
-                ldb: usize,
-                n: usize,
-                out: *mut $t,
-                m: usize,
+                a: View<'_, $t>,
+                b: View<'_, $t>,
+                mut out: ViewMut<'_, $t>,
             ) {
+                let (k, m, n) = (a.rows(), a.cols(), b.cols());
                 let size = std::mem::size_of::<$t>();
-                if $packs(m, n, lda * size, ldb * size) {
-                    return all_packed(k, a, lda, b, ldb, n, out, m);
+                if $packs(m, n, a.rs() * size, b.rs() * size) {
+                    return all_packed(a, b, out);
                 }
                 let mut r0 = 0;
                 while r0 < k {
                     let kn = KC.min(k - r0);
-                    let (a, b, first) = (a.add(r0 * lda), b.add(r0 * ldb), r0 == 0);
-                    let row = rows::<$rmax>(kn, a, lda, b, ldb, n, out, m, 0, first);
+                    let (a, b, first) = (a.row_range(r0, kn), b.row_range(r0, kn), r0 == 0);
+                    let row = rows::<$rmax>(a, b, &mut out, 0, first);
                     // The rows left as one block: split into blocks of 4, 2 and 1 they would
                     // have too few independent FMA chains to keep both FMA units busy ([U 1]ᵀG
                     // for ∂W_in and ∂b has I + 1 = 7 rows).
                     match m - row {
-                        $($r => rows::<$r>(kn, a, lda, b, ldb, n, out, m, row, first),)+
+                        $($r => rows::<$r>(a, b, &mut out, row, first),)+
                         _ => row,
                     };
                     r0 += kn;
@@ -518,34 +485,29 @@ mod simd {
         }
     }
 
+    /// `out = Aᵀ·B` with the kernel of `level`.
+    ///
     /// # Safety
-    /// The CPU has the instruction set of `level`, AVX2 (with FMA) or AVX-512F, and every row
-    /// r < k of A holds columns `i0..i0 + m` and of B columns `0..n` (checked by the caller).
-    #[allow(clippy::too_many_arguments)]
+    /// The CPU has the instruction set of `level`, AVX2 (with FMA) or AVX-512F; the operands
+    /// are as [`matmul_at_b`](super::matmul_at_b) requires (checked by the caller), and k, m
+    /// and n are not zero.
     pub(super) unsafe fn run<T: Float>(
         level: SimdLevel,
-        k: usize,
-        a: &[T],
-        lda: usize,
-        i0: usize,
-        b: &[T],
-        ldb: usize,
-        n: usize,
-        out: &mut [T],
+        a: View<'_, T>,
+        b: View<'_, T>,
+        out: ViewMut<'_, T>,
     ) {
-        let m = out.len() / n;
-        // T is f32 or f64 (the only Floats); the casts below are of that same type.
+        // T is f32 or f64 (the only Floats); the casts below are to that same type.
         let is_f32 = TypeId::of::<T>() == TypeId::of::<f32>();
         assert!(
             is_f32 || TypeId::of::<T>() == TypeId::of::<f64>(),
             "Float is implemented for f32 and f64 only"
         );
-        let (a, b, out) = (a.as_ptr().add(i0), b.as_ptr(), out.as_mut_ptr());
         match (level >= SimdLevel::Avx512, is_f32) {
-            (true, true) => avx512::f32k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m),
-            (true, false) => avx512::f64k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m),
-            (false, true) => avx2::f32k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m),
-            (false, false) => avx2::f64k::all(k, a.cast(), lda, b.cast(), ldb, n, out.cast(), m),
+            (true, true) => avx512::f32k::all(a.cast(), b.cast(), out.cast()),
+            (true, false) => avx512::f64k::all(a.cast(), b.cast(), out.cast()),
+            (false, true) => avx2::f32k::all(a.cast(), b.cast(), out.cast()),
+            (false, false) => avx2::f64k::all(a.cast(), b.cast(), out.cast()),
         }
     }
 }
@@ -554,22 +516,14 @@ mod simd {
 mod tests {
     use super::*;
 
-    #[allow(clippy::too_many_arguments)]
-    fn naive(
-        k: usize,
-        a: &[f64],
-        lda: usize,
-        i0: usize,
-        m: usize,
-        b: &[f64],
-        ldb: usize,
-        n: usize,
-    ) -> Vec<f64> {
+    /// `Aᵀ·B`, row-major.
+    fn naive(a: View<'_, f64>, b: View<'_, f64>) -> Vec<f64> {
+        let (k, m, n) = (a.rows(), a.cols(), b.cols());
         let mut c = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
                 for r in 0..k {
-                    c[i * n + j] += a[r * lda + i0 + i] * b[r * ldb + j];
+                    c[i * n + j] += a.get(r, i) * b.get(r, j);
                 }
             }
         }
@@ -625,9 +579,14 @@ mod tests {
             let b: Vec<f64> = (0..k * ldb)
                 .map(|i| ((i * 53) % 97) as f64 / 48.0 - 1.0)
                 .collect();
-            let want = naive(k, &a, lda, i0, m, &b, ldb, n);
+            // A's columns i0.. (a block of the product's rows).
+            let av = View::strided(&a, i0, k, m, lda, 1);
+            let bv = View::strided(&b, 0, k, n, ldb, 1);
+            let want = naive(av, bv);
             let a32: Vec<f32> = a.iter().map(|x| *x as f32).collect();
             let b32: Vec<f32> = b.iter().map(|x| *x as f32).collect();
+            let av32 = View::strided(&a32, i0, k, m, lda, 1);
+            let bv32 = View::strided(&b32, 0, k, n, ldb, 1);
             // Rounding bound: k terms of magnitude ≤ 1, partial sums ≤ k, so at most k²·ε:
             // 2e-11 in f64 and 1.1e-2 in f32 at k = 300, the largest k here (f32 inputs are
             // rounded too, adding k·ε). An indexing error would be off by whole products,
@@ -636,9 +595,9 @@ mod tests {
             let (tol64, tol32) = (kk * 2.3e-16, kk * 1.2e-7 + 1e-6);
             for level in levels() {
                 let mut got = vec![f64::NAN; m * n];
-                matmul_at_b_on(level, k, &a, lda, i0, &b, ldb, n, &mut got);
+                matmul_at_b_on(level, av, bv, ViewMut::new(&mut got, m, n));
                 let mut got32 = vec![f32::NAN; m * n];
-                matmul_at_b_on(level, k, &a32, lda, i0, &b32, ldb, n, &mut got32);
+                matmul_at_b_on(level, av32, bv32, ViewMut::new(&mut got32, m, n));
                 let at = format!("{} ({k},{m},{n}) strides {lda},{ldb}", level.name());
                 for (idx, w) in want.iter().enumerate() {
                     assert!((got[idx] - w).abs() <= tol64, "f64 {at} at {idx}");
@@ -664,11 +623,14 @@ mod tests {
             let b: Vec<f32> = (0..k * ldb)
                 .map(|i| ((i * 53) % 97) as f32 / 48.0 - 1.0)
                 .collect();
+            let bv = View::strided(&b, 0, k, n, ldb, 1);
             let mut whole = vec![0.0f32; m * n];
-            matmul_at_b_on(level, k, &a, lda, 0, &b, ldb, n, &mut whole);
+            let av = View::strided(&a, 0, k, m, lda, 1);
+            matmul_at_b_on(level, av, bv, ViewMut::new(&mut whole, m, n));
             for (piece, rows) in whole.chunks_exact(5 * n).enumerate() {
                 let mut part = vec![0.0f32; 5 * n];
-                matmul_at_b_on(level, k, &a, lda, 5 * piece, &b, ldb, n, &mut part);
+                let av = View::strided(&a, 5 * piece, k, 5, lda, 1);
+                matmul_at_b_on(level, av, bv, ViewMut::new(&mut part, 5, n));
                 assert!(
                     part.iter()
                         .zip(rows)

@@ -44,29 +44,34 @@ pub trait Float:
     /// The logistic sigmoid over a slice in place.
     fn sigmoid_in_place(xs: &mut [Self]);
 
-    /// `C ← alpha·A·B + beta·C` on strided matrices (row stride, column stride per operand).
-    ///
-    /// # Safety
-    /// The pointers and strides must describe matrices that lie inside live allocations, and C
-    /// must not overlap A or B. [`crate::linalg::gemm`] is the safe entry point.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    );
+    /// The strided product for this type: `matrixmultiply`'s sgemm or dgemm.
+    const GEMM: GemmFn<Self>;
 }
+
+/// `C ← alpha·A·B + beta·C` on strided matrices, with the arguments of `matrixmultiply`'s
+/// sgemm and dgemm: `(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)`, a row
+/// stride and a column stride per operand. A function pointer rather than a trait method so
+/// that the library's functions are the implementations themselves, with no wrapper repeating
+/// their fourteen parameters.
+///
+/// Calling one is unsafe: the pointers and strides must describe matrices that lie inside live
+/// allocations, and C must not overlap A or B. [`crate::linalg::gemm`] is the safe entry point.
+pub type GemmFn<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    T,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    *mut T,
+    isize,
+    isize,
+);
 
 macro_rules! impl_float {
     ($t:ty, $name:expr, $gemm:path, $tanh:expr, $sigmoid:expr) => {
@@ -115,25 +120,7 @@ macro_rules! impl_float {
                 $sigmoid(xs)
             }
 
-            unsafe fn gemm_raw(
-                m: usize,
-                k: usize,
-                n: usize,
-                alpha: Self,
-                a: *const Self,
-                rsa: isize,
-                csa: isize,
-                b: *const Self,
-                rsb: isize,
-                csb: isize,
-                beta: Self,
-                c: *mut Self,
-                rsc: isize,
-                csc: isize,
-            ) {
-                // SAFETY: forwarded contract, see the trait method.
-                unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-            }
+            const GEMM: GemmFn<Self> = $gemm;
         }
     };
 }

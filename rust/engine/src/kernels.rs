@@ -10,6 +10,7 @@
 //! the blocks into vector registers.
 
 use crate::float::Float;
+use crate::linalg::{View, ViewMut};
 
 /// Packed widths are padded to a multiple of this; every kernel's column block divides it.
 pub const NB: usize = 32;
@@ -85,36 +86,22 @@ impl<T: Float> Default for PackedMatrix<T> {
     }
 }
 
-/// `C (rows × n) = A (rows × k) · B` where A's row r starts at `a[a_off + r·lda]` and B is
-/// packed. C's row r starts at `c[r·ldc]`, `ldc ≥ n`; only its n columns are written, so C can
-/// be a block of rows of a wider array.
-pub fn matmul_packed<T: Float>(
-    a: &[T],
-    a_off: usize,
-    lda: usize,
-    rows: usize,
-    b: &PackedMatrix<T>,
-    c: &mut [T],
-    ldc: usize,
-) {
-    let (k, n) = (b.k, b.n);
-    assert!(ldc >= n, "output rows narrower than B");
-    assert!(
-        rows == 0 || (rows - 1) * ldc + n <= c.len(),
-        "output too small"
-    );
-    assert!(
-        rows == 0 || a_off + (rows - 1) * lda + k <= a.len(),
-        "A out of bounds"
-    );
-    matmul::run::<T>(a, a_off, lda, rows, k, &b.data, n, c, ldc);
+/// `C (rows × n) = A (rows × k) · B` with B packed. The rows of A and C must be contiguous
+/// (column stride 1); only C's n columns are written, so C can be a block of a wider array.
+pub fn matmul_packed<T: Float>(a: View<'_, T>, b: &PackedMatrix<T>, c: ViewMut<'_, T>) {
+    assert_eq!(a.cols(), b.k, "inner dimensions differ");
+    assert_eq!(a.rows(), c.rows(), "output rows differ");
+    assert_eq!(c.cols(), b.n, "output columns differ");
+    assert!(a.cs() == 1 && c.cs() == 1, "rows are not contiguous");
+    assert!(c.rs() >= c.cols(), "output rows overlap");
+    matmul::run::<T>(a, &b.data, c);
 }
 
 /// The portable kernel: `R` rows by `P` blocks of `W` columns of C live in registers while k
 /// runs; each step broadcasts one A entry per row and FMAs it with the next `W` entries of
-/// each block's panel (see [`PackedMatrix`]). Computes rows `r0..` in blocks of `R` and returns
-/// the first row it did not reach. `W` must divide [`NB`]. Instantiated per instruction set
-/// with block sizes that fit its register file.
+/// each block's panel (see [`PackedMatrix`]; `b` is its data). Computes rows `r0..rows` in
+/// blocks of `R` and returns the first row it did not reach. `W` must divide [`NB`].
+/// Instantiated per instruction set with block sizes that fit its register file.
 ///
 /// `P > 1` serves products of one or two rows (a batch of one, or what a thread's share of a
 /// small batch leaves): one row's `W` columns are only one or two vector accumulators, whose
@@ -122,7 +109,6 @@ pub fn matmul_packed<T: Float>(
 /// run side by side. Every entry of C is the same FMA chain over k in order whatever `R` and
 /// `P` are, so results do not depend on how the rows are blocked.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn matmul_rows<
     T: Float,
     const R: usize,
@@ -131,30 +117,26 @@ fn matmul_rows<
     const PW: usize,
     const FMA: bool,
 >(
-    a: &[T],
-    a_off: usize,
-    lda: usize,
+    a: View<'_, T>,
+    b: &[T],
+    c: &mut ViewMut<'_, T>,
     r0: usize,
     rows: usize,
-    k: usize,
-    b: &[T],
-    n: usize,
-    c: &mut [T],
-    ldc: usize,
 ) -> usize {
+    let (k, n, lda, a) = (a.cols(), c.cols(), a.rs(), a.tail());
     let np = padded(n);
     let b = &b[..k * np];
     let mut r0 = r0;
     while r0 + R <= rows {
         // The R rows of A, bounds-checked once here rather than in the inner loop.
-        let arows: [&[T]; R] = std::array::from_fn(|r| &a[a_off + (r0 + r) * lda..][..k]);
+        let arows: [&[T]; R] = std::array::from_fn(|r| &a[(r0 + r) * lda..][..k]);
         let mut jb = 0;
         while jb + P * W <= np {
-            column_blocks::<T, R, W, P, PW, FMA>(&arows, k, b, jb, n, c, r0, ldc);
+            column_blocks::<T, R, W, P, PW, FMA>(&arows, k, b, jb, c, r0);
             jb += P * W;
         }
         while jb < n {
-            column_blocks::<T, R, W, 1, W, FMA>(&arows, k, b, jb, n, c, r0, ldc);
+            column_blocks::<T, R, W, 1, W, FMA>(&arows, k, b, jb, c, r0);
             jb += W;
         }
         r0 += R;
@@ -162,9 +144,9 @@ fn matmul_rows<
     r0
 }
 
-/// The `R × P·W` block of C at rows `r0..`, columns `jb..` (P column blocks of width W).
+/// The `R × P·W` block of C at rows `r0..`, columns `jb..` (P column blocks of width W), from
+/// `arows`, the R rows of A (k entries each).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn column_blocks<
     T: Float,
     const R: usize,
@@ -177,10 +159,8 @@ fn column_blocks<
     k: usize,
     b: &[T],
     jb: usize,
-    n: usize,
-    c: &mut [T],
+    c: &mut ViewMut<'_, T>,
     r0: usize,
-    ldc: usize,
 ) {
     // The P blocks side by side as one row of P·W accumulators (PW = P·W): indexed as
     // [R][P][W], LLVM kept them in memory and ran scalar FMAs (1.6× slower for one row).
@@ -204,6 +184,7 @@ fn column_blocks<
             }
         }
     }
+    let (n, ldc, c) = (c.cols(), c.rs(), c.tail_mut());
     for p in 0..P {
         let col = jb + p * W;
         if col + W <= n {
@@ -243,7 +224,6 @@ fn store_part<T: Float, const R: usize, const W: usize>(
 /// a leftover row costs as much as a full block; even blocks leave none. Blocks of one or two
 /// rows (a batch of one) take four or two column blocks at a time instead.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn matmul_blocked<
     T: Float,
     const R: usize,
@@ -252,33 +232,29 @@ fn matmul_blocked<
     const W4: usize,
     const FMA: bool,
 >(
-    a: &[T],
-    a_off: usize,
-    lda: usize,
-    rows: usize,
-    k: usize,
+    a: View<'_, T>,
     b: &[T],
-    n: usize,
-    c: &mut [T],
-    ldc: usize,
+    mut c: ViewMut<'_, T>,
 ) {
     // W2 = 2·W and W4 = 4·W, spelt out by the callers (stable Rust has no const arithmetic
     // on generic parameters).
     assert!(W2 == 2 * W && W4 == 4 * W);
+    let rows = a.rows();
+    let c = &mut c;
     let mut r0 = 0;
     while r0 < rows {
         let left = rows - r0;
         let size = left.div_ceil(left.div_ceil(R));
         let end = r0 + size;
         r0 = match size {
-            8 => matmul_rows::<T, 8, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            7 => matmul_rows::<T, 7, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            6 => matmul_rows::<T, 6, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            5 => matmul_rows::<T, 5, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            4 => matmul_rows::<T, 4, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            3 => matmul_rows::<T, 3, W, 1, W, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            2 => matmul_rows::<T, 2, W, 2, W2, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
-            _ => matmul_rows::<T, 1, W, 4, W4, FMA>(a, a_off, lda, r0, end, k, b, n, c, ldc),
+            8 => matmul_rows::<T, 8, W, 1, W, FMA>(a, b, c, r0, end),
+            7 => matmul_rows::<T, 7, W, 1, W, FMA>(a, b, c, r0, end),
+            6 => matmul_rows::<T, 6, W, 1, W, FMA>(a, b, c, r0, end),
+            5 => matmul_rows::<T, 5, W, 1, W, FMA>(a, b, c, r0, end),
+            4 => matmul_rows::<T, 4, W, 1, W, FMA>(a, b, c, r0, end),
+            3 => matmul_rows::<T, 3, W, 1, W, FMA>(a, b, c, r0, end),
+            2 => matmul_rows::<T, 2, W, 2, W2, FMA>(a, b, c, r0, end),
+            _ => matmul_rows::<T, 1, W, 4, W4, FMA>(a, b, c, r0, end),
         };
     }
 }
@@ -301,50 +277,30 @@ mod matmul {
     // rows so the B row and the broadcast still fit.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn avx512<T: Float>(
-        a: &[T],
-        a_off: usize,
-        lda: usize,
-        rows: usize,
-        k: usize,
-        b: &[T],
-        n: usize,
-        c: &mut [T],
-        ldc: usize,
-    ) {
+    unsafe fn avx512<T: Float>(a: View<'_, T>, b: &[T], c: ViewMut<'_, T>) {
         if std::mem::size_of::<T>() == 4 {
-            matmul_blocked::<T, 8, 32, 64, 128, true>(a, a_off, lda, rows, k, b, n, c, ldc)
+            matmul_blocked::<T, 8, 32, 64, 128, true>(a, b, c)
         } else {
-            matmul_blocked::<T, 4, 32, 64, 128, true>(a, a_off, lda, rows, k, b, n, c, ldc)
+            matmul_blocked::<T, 4, 32, 64, 128, true>(a, b, c)
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn run<T: Float>(
-        a: &[T],
-        a_off: usize,
-        lda: usize,
-        rows: usize,
-        k: usize,
-        b: &[T],
-        n: usize,
-        c: &mut [T],
-        ldc: usize,
-    ) {
+    /// `c = a·B` for `b` the data of a [`PackedMatrix`] of `a.cols() × c.cols()`, with the
+    /// best kernel the CPU runs; the shapes and strides are [`matmul_packed`]'s to check.
+    pub fn run<T: Float>(a: View<'_, T>, b: &[T], c: ViewMut<'_, T>) {
         #[cfg(target_arch = "x86_64")]
         {
             if has_avx512() {
                 // SAFETY: the CPU has the features this copy was compiled for.
-                return unsafe { avx512::<T>(a, a_off, lda, rows, k, b, n, c, ldc) };
+                return unsafe { avx512::<T>(a, b, c) };
             }
             if has_avx2() {
-                // SAFETY: as above; matmul_packed checked the bounds of A and C, and `b` is
-                // a packing of k × n.
-                return unsafe { crate::matmul_avx2::run(a, a_off, lda, rows, k, b, n, c, ldc) };
+                // SAFETY: as above; matmul_packed checked the shapes of A and C (the views
+                // their bounds), and `b` is a packing of k × n.
+                return unsafe { crate::matmul_avx2::run(a, b, c) };
             }
         }
-        matmul_blocked::<T, 2, 8, 16, 32, false>(a, a_off, lda, rows, k, b, n, c, ldc)
+        matmul_blocked::<T, 2, 8, 16, 32, false>(a, b, c)
     }
 }
 
@@ -473,19 +429,16 @@ macro_rules! simd_dispatch {
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
             unsafe fn avx512<T: Float>($($arg: $ty),*) {
                 $generic($($arg),*)
             }
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
             unsafe fn avx2<T: Float>($($arg: $ty),*) {
                 $generic($($arg),*)
             }
 
-            #[allow(clippy::too_many_arguments)]
             pub(super) fn run<T: Float>($($arg: $ty),*) {
                 #[cfg(target_arch = "x86_64")]
                 {
@@ -636,7 +589,8 @@ mod tests {
             // C's rows two wider than B: the two extra columns must be left as they were.
             let ldc = n + 2;
             let mut c = vec![f64::NAN; rows * ldc];
-            matmul_packed(&a, 2, k + 3, rows, &p, &mut c, ldc);
+            let av = View::strided(&a, 2, rows, k, k + 3, 1);
+            matmul_packed(av, &p, ViewMut::strided(&mut c, 0, rows, n, ldc, 1));
             for r in 0..rows {
                 for j in 0..n {
                     let want: f64 = (0..k).map(|l| a[2 + r * (k + 3) + l] * m[l * n + j]).sum();

@@ -17,25 +17,24 @@ use std::arch::x86_64::*;
 
 use crate::float::Float;
 use crate::kernels::NB;
+use crate::linalg::{cast_slice, View, ViewMut};
 
 macro_rules! kernel {
     ($t:ty, $vec:ty, $lanes:expr, $zero:ident, $set1:ident, $loadu:ident, $fmadd:ident,
      $storeu:ident, $maskstore:ident, $mask:ident) => {
-        /// One `R × V·LANES` block of C at rows `arows`, columns `jb..`: V vectors side by
-        /// side, each in its own place of B's panels.
+        /// One `R × V·LANES` block of C (`R` rows of it) at columns `jb..`, from `arows`, the
+        /// R rows of A (k entries each): V vectors side by side, each in its own place of B's
+        /// panels (`b`, the packing's data).
         #[inline]
         #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
         unsafe fn tile<const R: usize, const V: usize>(
             arows: &[*const $t; R],
             k: usize,
-            b: *const $t,
+            b: &[$t],
             jb: usize,
-            n: usize,
-            c: *mut $t,
-            r0: usize,
-            ldc: usize,
+            c: &mut ViewMut<'_, $t>,
         ) {
+            let (n, ldc, c, b) = (c.cols(), c.rs(), c.as_mut_ptr(), b.as_ptr());
             let cols: [usize; V] = std::array::from_fn(|v| jb + v * $lanes);
             let bp: [*const $t; V] =
                 std::array::from_fn(|v| b.add((cols[v] / NB) * k * NB + cols[v] % NB));
@@ -50,7 +49,7 @@ macro_rules! kernel {
                 }
             }
             for (r, accr) in acc.iter().enumerate() {
-                let row = c.add((r0 + r) * ldc);
+                let row = c.add(r * ldc);
                 for (v, slot) in accr.iter().enumerate() {
                     let col = cols[v];
                     if col + $lanes <= n {
@@ -65,28 +64,28 @@ macro_rules! kernel {
 
         /// Rows `r0..r0 + R` of C, all columns: tiles `V` vectors wide across the padded
         /// width, the rest two vectors at a time.
+        ///
+        /// # Safety
+        /// As for [`all`], and `r0 + R ≤ a.rows()`.
         #[inline]
         #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
         unsafe fn row_block<const R: usize, const V: usize>(
-            a: *const $t,
-            lda: usize,
+            a: View<'_, $t>,
+            b: &[$t],
+            c: &mut ViewMut<'_, $t>,
             r0: usize,
-            k: usize,
-            b: *const $t,
-            n: usize,
-            c: *mut $t,
-            ldc: usize,
         ) {
+            let (k, n, lda, a) = (a.cols(), c.cols(), a.rs(), a.as_ptr());
             let arows: [*const $t; R] = std::array::from_fn(|r| a.add((r0 + r) * lda));
+            let mut c = c.block_unchecked(r0, 0, R, n);
             let np = crate::kernels::padded(n);
             let mut jb = 0;
             while jb + V * $lanes <= np {
-                tile::<R, V>(&arows, k, b, jb, n, c, r0, ldc);
+                tile::<R, V>(&arows, k, b, jb, &mut c);
                 jb += V * $lanes;
             }
             while jb < n {
-                tile::<R, 2>(&arows, k, b, jb, n, c, r0, ldc);
+                tile::<R, 2>(&arows, k, b, jb, &mut c);
                 jb += 2 * $lanes;
             }
         }
@@ -94,29 +93,24 @@ macro_rules! kernel {
         /// All rows, in blocks of at most 6 as even as possible (12 accumulators of two
         /// vectors per row); a block of one or two rows runs 8 or 4 vectors side by side
         /// instead, so that it still has enough independent FMA chains.
+        ///
+        /// # Safety
+        /// As for [`run`](super::run).
         #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        pub(super) unsafe fn all(
-            a: *const $t,
-            lda: usize,
-            rows: usize,
-            k: usize,
-            b: *const $t,
-            n: usize,
-            c: *mut $t,
-            ldc: usize,
-        ) {
+        pub(super) unsafe fn all(a: View<'_, $t>, b: &[$t], mut c: ViewMut<'_, $t>) {
+            let rows = a.rows();
+            let c = &mut c;
             let mut r0 = 0;
             while r0 < rows {
                 let left = rows - r0;
                 let size = left.div_ceil(left.div_ceil(6));
                 match size {
-                    6 => row_block::<6, 2>(a, lda, r0, k, b, n, c, ldc),
-                    5 => row_block::<5, 2>(a, lda, r0, k, b, n, c, ldc),
-                    4 => row_block::<4, 2>(a, lda, r0, k, b, n, c, ldc),
-                    3 => row_block::<3, 2>(a, lda, r0, k, b, n, c, ldc),
-                    2 => row_block::<2, 4>(a, lda, r0, k, b, n, c, ldc),
-                    _ => row_block::<1, 8>(a, lda, r0, k, b, n, c, ldc),
+                    6 => row_block::<6, 2>(a, b, c, r0),
+                    5 => row_block::<5, 2>(a, b, c, r0),
+                    4 => row_block::<4, 2>(a, b, c, r0),
+                    3 => row_block::<3, 2>(a, b, c, r0),
+                    2 => row_block::<2, 4>(a, b, c, r0),
+                    _ => row_block::<1, 8>(a, b, c, r0),
                 }
                 r0 += size;
             }
@@ -177,30 +171,19 @@ mod f64k {
 /// `k × padded(n)` entries), as [`crate::kernels::matmul_packed`] defines it.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; A's rows `r < rows` hold k entries from `a[a_off + r·lda]`, and
-/// C's rows n entries from `c[r·ldc]` (checked by the caller).
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn run<T: Float>(
-    a: &[T],
-    a_off: usize,
-    lda: usize,
-    rows: usize,
-    k: usize,
-    b: &[T],
-    n: usize,
-    c: &mut [T],
-    ldc: usize,
-) {
+/// The CPU has AVX2 and FMA; A is `rows × k` and C `rows × n`, both with contiguous rows
+/// (checked by the caller).
+pub(crate) unsafe fn run<T: Float>(a: View<'_, T>, b: &[T], c: ViewMut<'_, T>) {
+    let (k, n) = (a.cols(), c.cols());
     assert!(
         b.len() >= k * crate::kernels::padded(n),
         "B is not packed for k × n"
     );
-    // T is f32 or f64 (the only Floats); the casts below are of that same type.
-    let (a, b, c) = (a.as_ptr().add(a_off), b.as_ptr(), c.as_mut_ptr());
+    // T is f32 or f64 (the only Floats); the casts below are to that same type.
     if TypeId::of::<T>() == TypeId::of::<f32>() {
-        f32k::all(a.cast(), lda, rows, k, b.cast(), n, c.cast(), ldc);
+        f32k::all(a.cast(), cast_slice(b), c.cast());
     } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-        f64k::all(a.cast(), lda, rows, k, b.cast(), n, c.cast(), ldc);
+        f64k::all(a.cast(), cast_slice(b), c.cast());
     } else {
         unreachable!("Float is implemented for f32 and f64 only");
     }
@@ -209,6 +192,7 @@ pub(crate) unsafe fn run<T: Float>(
 #[cfg(test)]
 mod tests {
     use crate::kernels::PackedMatrix;
+    use crate::linalg::{View, ViewMut};
 
     /// The AVX2 kernel against one FMA chain per entry over k in order, written out here: the
     /// same bits (so the same as the AVX-512 kernel), for every row-block size and column
@@ -242,9 +226,13 @@ mod tests {
                 }
             }
             let mut got = vec![T::from_f64(7.0); rows * ldc];
-            // SAFETY: the CPU has AVX2 and FMA (checked above); A, B and C are sized as
+            let (av, cv) = (
+                View::strided(&a, 1, rows, k, k + 2, 1),
+                ViewMut::strided(&mut got, 0, rows, n, ldc, 1),
+            );
+            // SAFETY: the CPU has AVX2 and FMA (checked above); A, B and C are shaped as
             // matmul_packed requires.
-            unsafe { super::run(&a, 1, k + 2, rows, k, &p.data, n, &mut got, ldc) };
+            unsafe { super::run(av, &p.data, cv) };
             let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "({rows},{k},{n})");
         }

@@ -24,7 +24,11 @@ pub(super) fn backward_block<T: Float>(
     if ctx.dense_out {
         // ∂E/∂y_t·W_out for every slot at once, parked in G: slot t is read just before the
         // loop below overwrites it with g_t.
-        matmul_packed(blk.dy, 0, o, n * s, ctx.w_out, blk.gs, h);
+        matmul_packed(
+            View::new(blk.dy, n * s, o),
+            ctx.w_out,
+            ViewMut::new(blk.gs, n * s, h),
+        );
     }
     // Slots 1..S of G are all written below; slot 0 must read as zero in the weight products.
     for r in 0..n {
@@ -43,7 +47,11 @@ pub(super) fn backward_block<T: Float>(
     for t in (0..s).rev() {
         let has_next = t + 1 < s;
         if has_next {
-            matmul_packed(blk.gs, (t + 1) * h, s * h, n, w_rec, &mut carry, np);
+            matmul_packed(
+                View::strided(blk.gs, (t + 1) * h, n, h, s * h, 1),
+                w_rec,
+                ViewMut::strided(&mut carry, 0, n, h, np, 1),
+            );
         }
         if t == 0 {
             break;

@@ -33,7 +33,11 @@ pub(super) fn forward_block<T: Float>(
     }
     // W_in·u_t for every slot of every example at once: one ((n·S) × I)·(I × H) product
     // (the ones column of `us` is past the I columns it reads).
-    matmul_packed(blk.us, 0, iw, n * s, &packs.w_in_t, blk.hs, h);
+    matmul_packed(
+        View::strided(blk.us, 0, n * s, i, iw, 1),
+        &packs.w_in_t,
+        ViewMut::new(blk.hs, n * s, h),
+    );
     let w_rec_t = &packs.w_rec;
     for r in 0..n {
         let row = &mut blk.hs[r * s * h..(r * s + 1) * h];
@@ -53,7 +57,11 @@ pub(super) fn forward_block<T: Float>(
     let mut y = vec![T::ZERO; n * o];
     for t in 1..s {
         // W_rec·h_{t−1} for the block's rows, with W_rec packed once per batch by the block.
-        matmul_packed(blk.hs, (t - 1) * h, s * h, n, w_rec_t, &mut rec, np);
+        matmul_packed(
+            View::strided(blk.hs, (t - 1) * h, n, h, s * h, 1),
+            w_rec_t,
+            ViewMut::strided(&mut rec, 0, n, h, np, 1),
+        );
         for r in 0..n {
             let row = &mut blk.hs[(r * s + t) * h..(r * s + t + 1) * h];
             let rec = &rec[r * np..r * np + h];
@@ -104,7 +112,11 @@ fn dense_read_out<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T>) {
     let p = ctx.p;
     let (h, o) = (p.dims.n_hidden, p.dims.n_out);
     let (s, n) = (ctx.slots, blk.n);
-    matmul_packed(blk.hs, 0, h, n * s, ctx.w_out_t, blk.dy, o);
+    matmul_packed(
+        View::new(blk.hs, n * s, h),
+        ctx.w_out_t,
+        ViewMut::new(blk.dy, n * s, o),
+    );
     let mut y = vec![T::ZERO; o];
     for r in 0..n {
         let b = blk.r0 + r;

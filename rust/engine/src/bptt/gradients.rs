@@ -9,7 +9,7 @@ use super::Ctx;
 use crate::at_b::matmul_at_b;
 use crate::error::Result;
 use crate::float::Float;
-use crate::linalg::par_matmul_at_b;
+use crate::linalg::{par_matmul_at_b, View, ViewMut};
 use crate::model::{Dims, Params};
 
 /// How many groups of examples the weight gradients are summed in: one per example up to 8
@@ -130,9 +130,15 @@ pub(super) fn gradient_group<T: Float>(
     let p = ctx.p;
     let (h, i, o) = (p.dims.n_hidden, p.dims.n_in, p.dims.n_out);
     let rows = blk.n * ctx.slots;
-    let at_b = |k, a: &[T], lda, b: &[T], out: &mut [T]| match split {
-        Some(pool) => par_matmul_at_b(pool, k, a, lda, b, h, h, out),
-        None => matmul_at_b(k, a, lda, 0, b, h, h, out),
+    // out (m × H) = Aᵀ·B for the first k rows of A (m wide, rows lda apart) and of B (H wide).
+    let at_b = |k, a: &[T], lda, b: &[T], out: &mut [T]| {
+        let m = out.len() / h;
+        let (a, b) = (View::strided(a, 0, k, m, lda, 1), View::new(b, k, h));
+        let out = ViewMut::new(out, m, h);
+        match split {
+            Some(pool) => par_matmul_at_b(pool, a, b, out),
+            None => matmul_at_b(a, b, out),
+        }
     };
     if dense_out {
         at_b(rows, blk.dy, o, blk.hs, part.w_out);

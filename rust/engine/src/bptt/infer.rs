@@ -10,10 +10,12 @@ use crate::error::{EngineError, Result};
 use crate::float::Float;
 use crate::fpmode::FlushDenormals;
 use crate::kernels::{matmul_packed, PackedMatrix};
+use crate::linalg::{View, ViewMut};
 use crate::model::{InitialState, Params};
 
 /// The outputs y_t `(T, B, O)` of eq. (2)'s network for evaluation, and x_T `(B, H)`. Keeps
 /// only two states per example, so it scores long sequences in large batches.
+// The binding's entry point: one argument per array or setting of the Python `forward` call.
 #[allow(clippy::too_many_arguments)]
 pub fn forward<T: Float>(
     pool: &ThreadPool,
@@ -72,8 +74,10 @@ pub fn forward<T: Float>(
             activation.apply_slice(row);
         }
         for t in 0..steps {
-            matmul_packed(inputs, (t * batch + r0) * i, i, n, &w_in_t, &mut cur, hp);
-            matmul_packed(&prev, 0, hp, n, &w_rec_t, &mut rec, hp);
+            let u_t = View::strided(inputs, (t * batch + r0) * i, n, i, i, 1);
+            matmul_packed(u_t, &w_in_t, ViewMut::strided(&mut cur, 0, n, h, hp, 1));
+            let prev_v = View::strided(&prev, 0, n, h, hp, 1);
+            matmul_packed(prev_v, &w_rec_t, ViewMut::strided(&mut rec, 0, n, h, hp, 1));
             for r in 0..n {
                 let row = &mut cur[r * hp..r * hp + h];
                 for ((x, rc), bj) in row.iter_mut().zip(&rec[r * hp..r * hp + h]).zip(&params.b) {
@@ -82,7 +86,8 @@ pub fn forward<T: Float>(
                 fin[r * h..(r + 1) * h].copy_from_slice(row);
                 activation.apply_slice(row);
             }
-            matmul_packed(&cur, 0, hp, n, &w_out_t, &mut y, op);
+            let cur_v = View::strided(&cur, 0, n, h, hp, 1);
+            matmul_packed(cur_v, &w_out_t, ViewMut::strided(&mut y, 0, n, o, op, 1));
             let yt = &mut out[t * n * o..(t + 1) * n * o];
             for (r, row) in yt.chunks_exact_mut(o).enumerate() {
                 for ((v, yv), bo) in row

@@ -50,6 +50,7 @@ use crate::error::{EngineError, Result};
 use crate::float::Float;
 use crate::fpmode::FlushDenormals;
 use crate::kernels::{simd_dispatch, PackedMatrix};
+use crate::linalg::{View, ViewMut};
 use crate::loss::TimeReduction;
 use crate::model::{Batch, InitialState, Params};
 
@@ -261,8 +262,9 @@ pub fn loss_and_grads<T: Float>(
     } else {
         grads.w_out.fill(T::ZERO);
         for &t in &scored {
-            let (dy, hs) = (&ws.dy[t * o..], &ws.hs[t * h..]);
-            matmul_at_b(nb, dy, s * o, 0, hs, s * h, h, &mut ws.w_out_part);
+            let dy = View::strided(&ws.dy, t * o, nb, o, s * o, 1);
+            let hs = View::strided(&ws.hs, t * h, nb, h, s * h, 1);
+            matmul_at_b(dy, hs, ViewMut::new(&mut ws.w_out_part, o, h));
             for (g, v) in grads.w_out.iter_mut().zip(&ws.w_out_part) {
                 *g += *v;
             }

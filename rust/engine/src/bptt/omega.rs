@@ -6,6 +6,7 @@ use super::workspace::Block;
 use super::Ctx;
 use crate::float::Float;
 use crate::kernels::matmul_packed;
+use crate::linalg::{View, ViewMut};
 
 /// Ω_k and eq. (10)'s coefficient for one pair, from ‖g_{k+1}‖² and ‖g_{k+1}J_k‖².
 ///
@@ -105,8 +106,12 @@ pub(super) fn fold_omega_block<T: Float>(ctx: &Ctx<'_, T>, blk: &mut Block<'_, T
             let kept = !blk.vs.is_empty();
             if let (Some(lo), false) = (first, kept) {
                 let hi = (lo..k1).rev().find(|&k| on(k)).unwrap_or(lo);
-                let a_off = (r * s + lo + 1) * h;
-                matmul_packed(blk.gs, a_off, h, hi + 1 - lo, ctx.w_rec, &mut carry, np);
+                let (a_off, rows) = ((r * s + lo + 1) * h, hi + 1 - lo);
+                matmul_packed(
+                    View::strided(blk.gs, a_off, rows, h, h, 1),
+                    ctx.w_rec,
+                    ViewMut::strided(&mut carry, 0, rows, h, np, 1),
+                );
             }
             for k in k0..k1 {
                 let at = r * s + k;
