@@ -18,6 +18,38 @@ pub struct View<'a, T> {
     cs: usize,
 }
 
+/// The shape accessors, the same for both kinds of view.
+macro_rules! shape_accessors {
+    ($view:ident) => {
+        impl<T> $view<'_, T> {
+            #[inline(always)]
+            pub fn rows(&self) -> usize {
+                self.rows
+            }
+
+            #[inline(always)]
+            pub fn cols(&self) -> usize {
+                self.cols
+            }
+
+            /// How far apart in the slice consecutive rows start.
+            #[inline(always)]
+            pub fn rs(&self) -> usize {
+                self.rs
+            }
+
+            /// How far apart in the slice consecutive entries of a row are.
+            #[inline(always)]
+            pub fn cs(&self) -> usize {
+                self.cs
+            }
+        }
+    };
+}
+
+shape_accessors!(View);
+shape_accessors!(ViewMut);
+
 // Copy whatever T is, being a shared borrow and five numbers (a derive would require `T: Copy`):
 // the kernels pass views by value and cut blocks from them.
 impl<T> Clone for View<'_, T> {
@@ -67,28 +99,6 @@ impl<'a, T> View<'a, T> {
             cs: self.rs,
             ..self
         }
-    }
-
-    #[inline(always)]
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    #[inline(always)]
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    /// How far apart in the slice consecutive rows start.
-    #[inline(always)]
-    pub fn rs(&self) -> usize {
-        self.rs
-    }
-
-    /// How far apart in the slice consecutive entries of a row are.
-    #[inline(always)]
-    pub fn cs(&self) -> usize {
-        self.cs
     }
 
     /// Entry (i, j).
@@ -212,26 +222,6 @@ impl<'a, T> ViewMut<'a, T> {
             rs,
             cs,
         }
-    }
-
-    #[inline(always)]
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    #[inline(always)]
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    #[inline(always)]
-    pub fn rs(&self) -> usize {
-        self.rs
-    }
-
-    #[inline(always)]
-    pub fn cs(&self) -> usize {
-        self.cs
     }
 
     /// The slice from entry (0, 0) on: entry (i, j) is `tail_mut()[i·rs + j·cs]`.
