@@ -370,6 +370,25 @@ def test_a_finished_run_drops_its_clip_state_and_scores_as_before(
         load_checkpoint(ck)
 
 
+def test_a_sweep_retrains_a_dropped_run_whose_budget_was_raised(tmp_path: Path) -> None:
+    """A stored run that dropped its clipping state cannot continue; when a sweep asks it for
+    more updates, its worker trains it again from the start, to the same trajectory."""
+    from rnnstab_cli.sweep.worker import RunTask, execute_run
+
+    cfg = tiny(clip_mode="percentile", max_updates=100, eval_every=50)
+    straight = loop.run_training(cfg.replace(max_updates=150))
+    run_dir = tmp_path / "run"
+    loop.run_training(cfg, out_dir=run_dir)
+    assert drop_clip_state(run_dir) is True
+    raised = cfg.replace(max_updates=150)
+    out = execute_run(RunTask("r", raised.to_dict(), str(run_dir), "local-process"))
+    assert out["outcome"] in ("solved", "unsolved") and out["updates"] == 150, out
+    assert "cannot be continued, restarted" in out["note"]
+    again = load_checkpoint(run_dir)
+    for k, v in straight.params.items():
+        assert np.array_equal(again.params[k], v), k
+
+
 def test_resume_refuses_another_rule_parameter(tmp_path: Path) -> None:
     cfg = tiny(clip_mode="auto", max_updates=50, eval_every=50)
     loop.run_training(cfg, out_dir=tmp_path)

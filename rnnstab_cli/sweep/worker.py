@@ -158,21 +158,32 @@ def _prepare(run_dir: Path, kind: str = "synthetic") -> tuple[bool, str | None]:
         return False, None
     try:
         if kind == "natural":
-            from rnnstab_cli.training.natural import load_natural_checkpoint
+            from rnnstab_cli.training.natural.checkpoint import (
+                continuable_params,
+                load_natural_checkpoint,
+            )
 
-            load_natural_checkpoint(run_dir)
+            continuable_params(load_natural_checkpoint(run_dir), run_dir)
         else:
-            load_checkpoint(run_dir)
+            load_checkpoint(run_dir).check_continuable(run_dir)
     except CheckpointError as e:
-        for entry in run_dir.iterdir():
-            if entry.name == LOCK_FILE:
-                continue
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink(missing_ok=True)
-        return False, f"damaged checkpoint discarded, restarted: {e}"
+        # Damaged, or a finished run's record that dropped what continuing needs (a raised
+        # budget asks for more of it): a run is deterministic, so training it again from the
+        # start follows the same trajectory.
+        _clear(run_dir)
+        return False, f"checkpoint cannot be continued, restarted: {e}"
     return True, None
+
+
+def _clear(run_dir: Path) -> None:
+    """Remove everything in ``run_dir`` but the run's lock."""
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------
