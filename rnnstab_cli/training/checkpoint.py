@@ -542,23 +542,27 @@ def drop_clip_state(directory: str | os.PathLike[str]) -> bool:
     the next call removes. CheckpointError for a checkpoint that is damaged or cannot be
     written."""
     d = Path(directory)
-    ckpt = load_checkpoint(d)
-    if ckpt.clip_state is not None:
+    files = read_state(d).get("files")
+    # Most runs' rules keep no state: state.json alone says so, without reading the tensors
+    # (a campaign asks this of every stored run each time it starts).
+    if isinstance(files, Mapping) and CLIP_STEM in files:
+        ckpt = load_checkpoint(d)  # verified before anything is removed
         if not ckpt.state.finished(ckpt.config):
             return False
-        drop_tensor_files(d, read_state(d), CLIP_STEM, CLIP_STATE_DROPPED)
+        drop_tensor_files(d, read_state(d), {CLIP_STEM: CLIP_STATE_DROPPED})
     remove_tensor_files(d, CLIP_STEM)
     return True
 
 
-def drop_tensor_files(d: Path, state: Mapping[str, Any], stem: str, flag: str) -> None:
+def drop_tensor_files(d: Path, state: Mapping[str, Any], drops: Mapping[str, str]) -> None:
     """Replace ``state.json`` (its current content ``state``) by one that no longer lists the
-    tensor file ``stem``, says so by ``flag`` and is format version 2
-    (:data:`BEST_ONLY_FORMAT_VERSION`). The file itself stays until
+    tensor files of ``drops``' stems, says so by each one's flag and is format version 2
+    (:data:`BEST_ONLY_FORMAT_VERSION`), in one atomic write. The files themselves stay until
     :func:`remove_tensor_files`, which may run only after this returns."""
-    files = {k: v for k, v in state["files"].items() if k != stem}
+    files = {k: v for k, v in state["files"].items() if k not in drops}
     new = {k: v for k, v in state.items() if k != "files"}
-    new.update({"format_version": BEST_ONLY_FORMAT_VERSION, flag: True, "files": files})
+    new.update({"format_version": BEST_ONLY_FORMAT_VERSION, "files": files})
+    new.update({flag: True for flag in drops.values()})
     replace_state(d, new)
 
 

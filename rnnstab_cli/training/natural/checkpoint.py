@@ -243,18 +243,21 @@ def drop_last_params(directory: str | Path) -> bool:
     """
     d = Path(directory)
     ckpt = load_natural_checkpoint(d)
+    drops: dict[str, str] = {}
     if ckpt.params is not None:
         if ckpt.best_params is None or ckpt.state.outcome(ckpt.config) is None:
             return False
-        drop_tensor_files(d, read_state(d), _PARAMS_STEM, LAST_PARAMS_DROPPED)
-    # Every params file is unreferenced now, including one a crash left after state.json was
-    # replaced (write_checkpoint removes old tensor files by the same prefix).
-    remove_tensor_files(d, _PARAMS_STEM)
+        drops[_PARAMS_STEM] = LAST_PARAMS_DROPPED
     # The clipping rule's state, too, serves only to continue the run (and one rule's grows
-    # with it); the run's record is version 2 already.
+    # with it); also from a best-only checkpoint written before rules' states were dropped.
     if ckpt.clip_state is not None:
-        drop_tensor_files(d, read_state(d), CLIP_STEM, CLIP_STATE_DROPPED)
-    remove_tensor_files(d, CLIP_STEM)
+        drops[CLIP_STEM] = CLIP_STATE_DROPPED
+    if drops:
+        drop_tensor_files(d, read_state(d), drops)
+    # Every such file is unreferenced now, including one a crash left after state.json was
+    # replaced (write_checkpoint removes old tensor files by the same prefix).
+    for stem in (_PARAMS_STEM, CLIP_STEM):
+        remove_tensor_files(d, stem)
     return True
 
 
