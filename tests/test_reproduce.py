@@ -136,6 +136,24 @@ def test_every_study_of_the_paper_resolves() -> None:
     assert not [p for p in fig7 if p.run.config.method in ("sgd", "sgd-c")]
     # Random permutation: 8 trials, as the paper's "1 out of 8".
     assert sum(p.study.name == "tasks-random-permutation" for p in planned) == 8
+    # Memorisation under the authors' code's settings: still one model per length, and the
+    # preset's task, lr and α (the code's own), only the clip, initialisation, Ω and
+    # stopping rule changed.
+    for bits in ("5bit", "20bit"):
+        authors = [
+            p.run.config for p in planned if p.study.name == f"tasks-memorization-{bits}-authors"
+        ]
+        paper = by[f"tasks-memorization-{bits}"]
+        assert len(authors) == 12 and {c.length.lo for c in authors} == {50, 100, 150, 200}
+        assert all(c.length.lo == c.length.hi for c in authors)
+        for c in authors:
+            assert (c.clip, c.init, c.omega_form, c.solve_error) == (1.0, "sparse", "squared", 0.0)
+            assert (c.task, c.task_options, c.lr, c.alpha) == (
+                paper.task,
+                paper.task_options,
+                paper.lr,
+                paper.alpha,
+            )
     # The generalisation models are trained on 50–200 and scored up to 800.
     gen = [p for p in planned if p.study.score_lengths]
     # (The authors' code draws lengths from [50, 200), hence 50:199 for its study.)
@@ -211,6 +229,15 @@ def test_mini_campaign_plans_baselines_from_sgd_cr_and_reports(mini: None, tmp_p
     assert write_report(root).read_text() == text
 
 
+def _snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` but SQLite's companion files, by its bytes."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
+
+
 def test_dry_run_lists_what_is_left_and_runs_nothing(
     mini: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -222,7 +249,11 @@ def test_dry_run_lists_what_is_left_and_runs_nothing(
     assert not root.exists()  # planning creates nothing
 
     _run_mini(root, ["generalisation"])
+    before = _snapshot(root)
     assert main(args) == 0
+    # Nothing written, not even a store's header or a section without a store yet (the
+    # stores are read in place; SQLite's -shm/-wal companions of a reader aside).
+    assert _snapshot(root) == before and not (root / "ptb").exists()
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     *planned, summary = lines
     assert summary["event"] == "dry-run" and summary["stored"] == 1

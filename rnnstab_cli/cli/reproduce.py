@@ -215,7 +215,7 @@ def _run(
         print(f"no campaign in {root} yet: {n} runs to plan now{later}.", flush=True)
         return
     with Campaign(
-        root, sections, create=not dry_run, data=None if data is None else str(data)
+        root, sections, readonly=dry_run, data=None if data is None else str(data)
     ) as campaign:
         if dry_run:
             planned = [*campaign.replan(), *campaign._natural]

@@ -364,14 +364,17 @@ class Campaign:
         root: Path,
         sections: Sequence[str],
         *,
-        create: bool = True,
+        readonly: bool = False,
         data: str | None = None,
     ) -> None:
         for s in sections:
             if s not in SECTIONS:
                 raise UsageError(f"unknown section {s!r}; expected one of: {', '.join(SECTIONS)}")
-        check_campaign_dir(root, create=create)
+        check_campaign_dir(root, create=not readonly)
         self.root = root
+        # Read only (a dry run): the stores are opened for reading, one not written yet reads
+        # as empty, and nothing in the directory is created or changed.
+        self.readonly = readonly
         self.all_sections = list(sections)
         self.sections = [s for s in sections if s in SYNTHETIC_SECTIONS]
         self.natural_sections = [s for s in sections if s not in SYNTHETIC_SECTIONS]
@@ -394,7 +397,13 @@ class Campaign:
 
     def store(self, section: str) -> ResultStore:
         if section not in self._stores:
-            self._stores[section] = ResultStore.open(self.section_dir(section) / STORE_FILE)
+            path = self.section_dir(section) / STORE_FILE
+            if not self.readonly:
+                self._stores[section] = ResultStore.open(path)
+            elif path.is_file():
+                self._stores[section] = ResultStore.open_readonly(path)
+            else:
+                self._stores[section] = ResultStore.empty(path)
         return self._stores[section]
 
     def rows(self, section: str) -> list[RunRow]:
@@ -402,9 +411,10 @@ class Campaign:
 
     def natural_store(self, section: str) -> NaturalStore:
         if section not in self._natural_stores:
-            store = NaturalStore.open(self.section_dir(section) / STORE_FILE)
-            assert store is not None  # opened for writing: never None
-            self._natural_stores[section] = store
+            path = self.section_dir(section) / STORE_FILE
+            store = NaturalStore.open(path, readonly=self.readonly)
+            # Opened for writing it is never None; for reading, None is a store without runs.
+            self._natural_stores[section] = store or NaturalStore.empty(path)
         return self._natural_stores[section]
 
     def close(self) -> None:

@@ -164,6 +164,13 @@ class NaturalStore:
             raise CheckpointError(f"cannot open the natural runs in {str(path)!r}: {e}") from None
         return cls(path, conn)
 
+    @classmethod
+    def empty(cls, path: Path) -> NaturalStore:
+        """No natural runs, in memory, named ``path``: see :meth:`ResultStore.empty`."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.execute(_SCHEMA)
+        return cls(path, conn)
+
     def close(self) -> None:
         self._conn.close()
 

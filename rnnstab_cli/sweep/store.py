@@ -254,13 +254,7 @@ class ResultStore:
             store._check_identity(allow_new=True)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
-            # Statement by statement: executescript would commit outside our transaction.
-            with store._transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            store._create_schema()
         except (sqlite3.Error, UnicodeError) as e:
             conn.close()
             raise CheckpointError(f"result store {str(p)!r} is not usable: {_brief(e)}") from None
@@ -268,6 +262,23 @@ class ResultStore:
             conn.close()
             raise
         return store
+
+    @classmethod
+    def empty(cls, path: str | Path) -> ResultStore:
+        """An empty store in memory, named ``path``: what a reader sees of a store not written
+        yet, without creating it (a dry run plans from it)."""
+        store = cls(Path(path), sqlite3.connect(":memory:", isolation_level=None))
+        store._create_schema()
+        return store
+
+    def _create_schema(self) -> None:
+        # Statement by statement: executescript would commit outside our transaction.
+        with self._transaction() as c:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    c.execute(statement)
+            c.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> ResultStore:
