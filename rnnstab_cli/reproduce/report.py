@@ -453,6 +453,20 @@ _APPENDIX: Final[tuple[tuple[str, str, str, str], ...]] = (
         "100% success",
         "all",
     ),
+    (
+        "tasks-memorization-5bit-authors",
+        "noiseless memorisation, 5 bits, a model per length (the authors' code's clip, "
+        "initialisation, Ω and stopping rule)",
+        "100% success",
+        "all",
+    ),
+    (
+        "tasks-memorization-20bit-authors",
+        "noiseless memorisation, 20+ bits, a model per length (the authors' code's clip, "
+        "initialisation, Ω and stopping rule)",
+        "100% success",
+        "all",
+    ),
 )
 
 

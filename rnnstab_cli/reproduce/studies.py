@@ -210,12 +210,20 @@ def _single_model(
     )
 
 
-def _appendix_task(name: str, preset: str, axes: Mapping[str, Any], priority: int) -> Study:
+def _appendix_task(
+    name: str,
+    preset: str,
+    axes: Mapping[str, Any],
+    priority: int,
+    *,
+    settings: str = "",
+    base: Mapping[str, Any] | None = None,
+) -> Study:
     return Study(
         name=name,
         section="tasks",
-        claim=f"appendix: SGD-CR solves {preset}",
-        spec=_spec(name, preset, {"max_updates": 1_000_000, **_EVAL}, axes),
+        claim=f"appendix: SGD-CR solves {preset}{settings}",
+        spec=_spec(name, preset, {"max_updates": 1_000_000, **_EVAL, **(base or {})}, axes),
         priority=priority,
     )
 
@@ -272,6 +280,23 @@ def static_studies() -> list[Study]:
         _appendix_task("tasks-random-permutation", "random-permutation", {"seed": _seeds(0, 8)}, 3),
         _appendix_task("tasks-memorization-5bit", "memorization", memorization_axes, 2),
         _appendix_task("tasks-memorization-20bit", "memorization-20bit", memorization_axes, 2),
+        # Memorisation with the authors' code's settings, as for addition above (its lr and α
+        # are the presets' already): the code's defaults run the 20-bit variant itself, and
+        # under the appendix's clip of 6 no run at length 100 or more solved.
+        *(
+            _appendix_task(
+                f"tasks-{name}-authors",
+                preset,
+                {"len": [50, 100, 150, 200], "seed": _seeds(0, 3)},
+                2,
+                settings=" (the authors' code's clip, initialisation, Ω and stopping rule)",
+                base={k: v for k, v in AUTHORS_CODE_SETTINGS.items() if k != "len"},
+            )
+            for name, preset in (
+                ("memorization-5bit", "memorization"),
+                ("memorization-20bit", "memorization-20bit"),
+            )
+        ),
         *clipping_studies(),
     ]
 
