@@ -31,6 +31,7 @@ from rnnstab_cli.reproduce.campaign import (
 from rnnstab_cli.reproduce.natural import NATURAL_STUDIES, NaturalRow, NaturalStore
 from rnnstab_cli.reproduce.scores import Score, ScoreStore
 from rnnstab_cli.reproduce.studies import (
+    AUTHORS_CODE_CLAIM,
     CLIPPING_SENSITIVITY,
     CLIPPING_STUDY,
     FIG7_FIRST_SEEDS,
@@ -455,15 +456,13 @@ _APPENDIX: Final[tuple[tuple[str, str, str, str], ...]] = (
     ),
     (
         "tasks-memorization-5bit-authors",
-        "noiseless memorisation, 5 bits, a model per length (the authors' code's clip, "
-        "initialisation, Ω and stopping rule)",
+        "noiseless memorisation, 5 bits, a model per length" + AUTHORS_CODE_CLAIM,
         "100% success",
         "all",
     ),
     (
         "tasks-memorization-20bit-authors",
-        "noiseless memorisation, 20+ bits, a model per length (the authors' code's clip, "
-        "initialisation, Ω and stopping rule)",
+        "noiseless memorisation, 20+ bits, a model per length" + AUTHORS_CODE_CLAIM,
         "100% success",
         "all",
     ),

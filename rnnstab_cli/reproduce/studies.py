@@ -183,6 +183,8 @@ AUTHORS_CODE_SETTINGS: Final[dict[str, Any]] = {
     "len": "50:199",
     "solve_error": 0.0,
 }
+#: How a claim names a study run with :data:`AUTHORS_CODE_SETTINGS` (the report says it too).
+AUTHORS_CODE_CLAIM: Final[str] = " (the authors' code's clip, initialisation, Ω and stopping rule)"
 
 
 def _single_model(
@@ -267,7 +269,7 @@ def static_studies() -> list[Study]:
                 task,
                 3,
                 2,
-                settings=" (the authors' code's clip, initialisation, Ω and stopping rule)",
+                settings=AUTHORS_CODE_CLAIM,
                 suffix="-authors",
                 base=AUTHORS_CODE_SETTINGS,
             )
@@ -287,9 +289,9 @@ def static_studies() -> list[Study]:
             _appendix_task(
                 f"tasks-{name}-authors",
                 preset,
-                {"len": [50, 100, 150, 200], "seed": _seeds(0, 3)},
+                {**memorization_axes, "seed": _seeds(0, 3)},
                 2,
-                settings=" (the authors' code's clip, initialisation, Ω and stopping rule)",
+                settings=AUTHORS_CODE_CLAIM,
                 base={k: v for k, v in AUTHORS_CODE_SETTINGS.items() if k != "len"},
             )
             for name, preset in (
