@@ -66,6 +66,7 @@ __all__ = [
     "CAMPAIGN_FILE",
     "Campaign",
     "CampaignRun",
+    "current_rows",
     "machine_facts",
     "plan_campaign",
     "plan_studies",
@@ -92,6 +93,19 @@ def trajectory_id(run: PlannedRun) -> str:
     the same trajectory, so the longer one continues the shorter one's checkpoint."""
     settings = {k: v for k, v in id_settings(run.config).items() if k != "max_updates"}
     return hashlib.sha256(canonical_json(settings).encode()).hexdigest()[:16]
+
+
+def current_rows(rows: Sequence[RunRow]) -> list[RunRow]:
+    """``rows`` less those a raised budget superseded. Rows sharing a run directory are one
+    trajectory: the one trained furthest continued the others' checkpoint, so its updates and
+    wall time include theirs, and only it still matches the checkpoint on disk."""
+    latest: dict[str, RunRow] = {}
+    for r in rows:
+        if r.run_dir is not None and (
+            r.run_dir not in latest or (r.updates or 0) > (latest[r.run_dir].updates or 0)
+        ):
+            latest[r.run_dir] = r
+    return [r for r in rows if r.run_dir is None or latest[r.run_dir] is r]
 
 
 @dataclass(frozen=True)
@@ -705,7 +719,9 @@ class Campaign:
         _write_json_atomic(self.root / CAMPAIGN_FILE, data)
 
     def core_seconds(self) -> float:
-        synthetic = sum(r.wall_time or 0.0 for home in self._homes() for r in self.rows(home))
+        synthetic = sum(
+            r.wall_time or 0.0 for home in self._homes() for r in current_rows(self.rows(home))
+        )
         natural = sum(
             r.wall_time for s in self.natural_sections for r in self.natural_store(s).rows()
         )

@@ -21,6 +21,7 @@ from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.reproduce.campaign import (
     STORE_FILE,
     CampaignRun,
+    current_rows,
     estimate_left,
     fig7_budgets,
     fig7_lengths,
@@ -285,7 +286,7 @@ def _fig7(ev: Evidence) -> tuple[list[Claim], list[str], list[RunRow]]:
             f"| {label} | " + " | ".join(cell(at(pairs, method, n)) for n in lengths) + " |"
         )
     lines.append(
-        "| budget (updates, all three) | "
+        "| budget (updates, SGD and SGD-C) | "
         + " | ".join(_count(budgets[n]) if n in budgets else "pending" for n in lengths)
         + " |"
     )
@@ -341,7 +342,8 @@ def _fig7(ev: Evidence) -> tuple[list[Claim], list[str], list[RunRow]]:
             "0% beyond 20",
             per_len_b or "—",
             base,
-            "per length: max(1.5 × slowest SGD-CR solve, 100,000)",
+            "per length: max(1.5 × slowest SGD-CR solve, 100,000; SGD-CR's cap if one of "
+            "its runs did not solve)",
             verdict,
         )
     )
@@ -1114,7 +1116,7 @@ def render(
     natural_claims, natural_table = _natural(ev)
     clipping_claims, clipping_cells, clipping_settings = _clipping(ev)
     claims = fig7_claims + gen_claims + task_claims + natural_claims + clipping_claims
-    all_rows = [r for rows in ev.rows.values() for r in rows]
+    all_rows = [r for rows in ev.rows.values() for r in current_rows(rows)]
     natural_rows = [r for rows in ev.natural.values() for r in rows]
     total_h = (
         sum(r.wall_time or 0.0 for r in all_rows) + sum(r.wall_time for r in natural_rows)

@@ -125,17 +125,22 @@ def fig7_budget(solve_updates: Sequence[int | None], cap: int = FIG7_CAP) -> int
     """The baselines' budget at one length from SGD-CR's runs there (``None`` for a run that
     did not solve within its budget ``cap``); ``None`` while ``solve_updates`` is empty.
 
-    - every SGD-CR run solved: ⌈1.5 × the slowest solve⌉, rounded up to a whole evaluation
-      (1,000 updates), and at least :data:`FIG7_FLOOR` (or the cap, if that is smaller);
-    - some did not: the cap itself, SGD-CR's own budget, so the three methods share one.
+    The largest of: ⌈1.5 × the slowest solve⌉, rounded up to a whole evaluation (1,000
+    updates); :data:`FIG7_FLOOR` (or the cap, if that is smaller); and, when some SGD-CR run
+    did not solve, the cap itself. So SGD and SGD-C never get less than SGD-CR had, and a solve
+    late in SGD-CR's budget lifts theirs past SGD-CR's cap (a solved run stops at its solve, so
+    it would have been the same run with the larger budget). A seed added later can only raise
+    the budget, never lower it: a raised budget continues the stored runs' checkpoints.
     """
     if not solve_updates:
         return None
-    if any(u is None for u in solve_updates):
-        return cap
-    slowest = max(u for u in solve_updates if u is not None)
-    budget = math.ceil(FIG7_BUDGET_FACTOR * slowest / 1000) * 1000
-    return min(cap, max(min(FIG7_FLOOR, cap), budget))
+    solved = [u for u in solve_updates if u is not None]
+    budget = min(FIG7_FLOOR, cap)
+    if solved:
+        budget = max(budget, math.ceil(FIG7_BUDGET_FACTOR * max(solved) / 1000) * 1000)
+    if len(solved) < len(solve_updates):
+        budget = max(budget, cap)
+    return budget
 
 
 def fig7_baseline_studies(
