@@ -365,7 +365,6 @@ class Progress:
     solved: int = 0
     unsolved: int = 0
     failed: int = 0
-    core_seconds: float = 0.0  # all stored runs of the sections, every session
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -585,7 +584,6 @@ class Campaign:
         pr = self.progress
         pr.ran += 1
         setattr(pr, row["outcome"], getattr(pr, row["outcome"]) + 1)
-        pr.core_seconds += row.get("wall_time") or 0.0
         if result.get("note"):
             pr.notes.append(f"run {p.run_id} ({p.study.name} {p.run.describe()}): {result['note']}")
         self.score_missing()
@@ -616,7 +614,6 @@ class Campaign:
             return
         self._stored.add(n.run_id)
         pr.ran += 1
-        pr.core_seconds += float(result.get("wall_time") or 0.0)
         self._touch_session()
         if on_run is not None:
             on_run(n, dict(row))
