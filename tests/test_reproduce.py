@@ -613,9 +613,14 @@ def test_committed_evidence_is_small_and_its_models_load() -> None:
     from rnnstab_cli.training.natural import load_natural_checkpoint
 
     files = [p for p in COMMITTED.rglob("*") if p.is_file()]
-    # The paper's sections take about 20 MB (Tables 1-2's models most of it); the clipping
-    # study's 450 runs about 21 KB each (parameters and archived log, no clipping state).
-    assert sum(p.stat().st_size for p in files) <= 40 * 2**20
+    study = COMMITTED / "clipping"
+    beyond = [p for p in files if p.is_relative_to(study)]
+    paper = [p for p in files if not p.is_relative_to(study)]
+    # The paper's sections stay within 25 MB (Tables 1-2's models most of it); the clipping
+    # study beyond the paper adds its 450 runs at about 30 KB each (parameters and archived
+    # log, no clipping state).
+    assert sum(p.stat().st_size for p in paper) <= 25 * 2**20
+    assert sum(p.stat().st_size for p in beyond) <= 15 * 2**20
     assert not [p for p in files if p.name.endswith(("-wal", "-shm", ".tmp"))]
     for section in ("fig7", "generalisation", "tasks"):
         db = COMMITTED / section / "store.db"
