@@ -324,6 +324,43 @@ def test_early_stopping_keeps_the_best_parameters(
     assert not np.array_equal(ck.params["W_rec"], ck.best_params["W_rec"])
 
 
+def test_valid_stall_schedule_halves_after_a_stall_and_converges_across_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mikolov et al.'s rule on scripted validation scores: epoch 3 improves by less than a
+    factor 1.003, so the rate halves from then on; epoch 5 stalls again and ends the run. The
+    run is cut after epoch 3 and resumed: the halving carries over in the checkpoint."""
+    from rnnstab_cli.training.natural import loop, resolve_natural_config, run_natural
+    from rnnstab_cli.training.natural.metrics import Score
+
+    rolls = np.zeros((1, 2), dtype=object)
+    for i in range(2):
+        rolls[0, i] = (np.random.default_rng(i).random((20, 88)) < 0.1).astype(np.uint8)
+    mat = tmp_path / "tiny.mat"
+    scipy.io.savemat(mat, {"traindata": rolls, "validdata": rolls, "testdata": rolls})
+    scores = iter([60.0, 5.0, 4.0, 3.995, 3.5, 3.499, 3.0])  # untrained, then epochs 1, 2, ...
+    monkeypatch.setattr(
+        loop,
+        "score_split",
+        lambda config, params, data, split, threads=None: Score("nll", next(scores), 1),
+    )
+    flags = {"task": "music-jsb", "data": str(mat), "hidden": 8, "lr": 0.4,
+             "lr_halving_on": "valid-stall", "epochs": 3}  # fmt: skip
+    first = run_natural(resolve_natural_config(flags), out_dir=tmp_path / "ck")
+    assert (first.outcome, first.epochs_done) == ("epochs_done", 3)
+    cfg = resolve_natural_config({**flags, "epochs": 10})
+    rest = run_natural(cfg, out_dir=tmp_path / "ck", resume=True)
+    assert (rest.outcome, rest.epochs_done, rest.best_epoch) == ("converged", 5, 5)
+    steps = [(r.epoch, r.lr, r.next_lr) for r in first.records + rest.records if r.epoch > 0]
+    assert steps == [(1, 0.4, 0.4), (2, 0.4, 0.4), (3, 0.4, 0.2), (4, 0.2, 0.1), (5, 0.1, 0.1)]
+    # The paper's rule looks at the training error only: the same scores do not end its run.
+    scores = iter([60.0, 5.0, 4.0, 3.995, 3.5, 3.499])
+    paper = run_natural(
+        resolve_natural_config({**flags, "epochs": 5, "lr_halving_on": "train-rise"})
+    )
+    assert (paper.outcome, paper.epochs_done) == ("epochs_done", 5)
+
+
 # --------------------------------------------------------------------------------------------
 # A finished run that keeps only its best parameters (drop_last_params)
 

@@ -20,7 +20,7 @@ from rnnstab_cli.training.natural import (
     natural_preset_config,
     resolve_natural_config,
 )
-from rnnstab_cli.training.natural.schedule import EarlyStopping, alpha_at, next_lr
+from rnnstab_cli.training.natural.schedule import EarlyStopping, LrStep, alpha_at, next_lr
 
 NATURAL_PRESETS = {
     "music-piano-midi",
@@ -119,11 +119,35 @@ def test_synthetic_runs_refuse_natural_keys_and_tasks() -> None:
 
 
 def test_lr_halves_only_when_the_epoch_error_rises() -> None:
-    assert next_lr(1.0, None, 5.0, True) == 1.0  # first epoch: nothing to compare with
-    assert next_lr(1.0, 5.0, 4.0, True) == 1.0
-    assert next_lr(1.0, 5.0, 5.0, True) == 1.0  # equal is not a rise
-    assert next_lr(1.0, 5.0, 5.1, True) == 0.5
-    assert next_lr(0.5, 5.0, 5.1, False) == 0.5  # schedule off
+    def lr(prev: float | None, error: float, rule: str | None = "train-rise") -> float:
+        return next_lr(1.0, rule, previous_error=prev, error=error).lr
+
+    assert lr(None, 5.0) == 1.0  # first epoch: nothing to compare with
+    assert lr(5.0, 4.0) == 1.0
+    assert lr(5.0, 5.0) == 1.0  # equal is not a rise
+    assert lr(5.0, 5.1) == 0.5
+    assert lr(5.0, 5.1, None) == 1.0  # schedule off
+    with pytest.raises(ValueError, match="unknown learning-rate rule"):
+        lr(5.0, 5.1, "sometimes")
+
+
+def test_valid_stall_halves_from_the_first_stall_and_converges_at_the_second() -> None:
+    def step(prev: float | None, valid: float, halving: bool, lr: float = 1.0) -> LrStep:
+        # The training error rising must not matter to this rule.
+        return next_lr(
+            lr, "valid-stall", previous_error=1.0, error=2.0, previous_valid=prev,
+            valid=valid, halving=halving,
+        )  # fmt: skip
+
+    assert step(None, 2.0, False) == LrStep(1.0)  # first epoch: nothing to compare with
+    assert step(2.0, 1.9, False) == LrStep(1.0)  # 5 % better: no stall
+    # Better by less than a factor 1.003 (rnnlm's min_improvement) is a stall.
+    assert step(2.0, 2.0 / 1.002, False) == LrStep(0.5, halving=True)
+    assert step(2.0, 2.0 / 1.004, False) == LrStep(1.0)
+    assert step(2.0, 2.1, False) == LrStep(0.5, halving=True)  # worse: a stall too
+    # Once halving, every epoch halves until the next stall, which ends the run at that rate.
+    assert step(2.0, 1.9, True, lr=0.5) == LrStep(0.25, halving=True)
+    assert step(2.0, 2.0 / 1.002, True, lr=0.25) == LrStep(0.25, halving=True, converged=True)
 
 
 def test_alpha_schedules() -> None:

@@ -416,6 +416,25 @@ def test_metrics_of_finished_runs_keep_one_record_per_evaluation(
     assert path == f"runs/{run_dir.name}/metrics.jsonl.gz"
 
 
+def test_an_archived_log_keeps_seven_digits_and_the_last_diagnostics(tmp_path: Path) -> None:
+    records = [
+        {"event": "eval", "updates": 1000 * i, "loss": 15.78992017997918 / i, "solved": False,
+         "test_error": 1.0, "diagnostics": {"norms": [0.123456789012, 2.5e-12]}}
+        for i in (1, 2, 3)
+    ]  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    campaign_mod.compact_metrics(tmp_path)
+    assert not (tmp_path / "metrics.jsonl").exists()
+    got = [json.loads(x) for x in metrics_text(tmp_path).splitlines()]
+    assert [("diagnostics" in r) for r in got] == [False, False, True]
+    assert [r["loss"] for r in got] == [15.78992, 7.894960, 5.263307]
+    assert got[2]["diagnostics"] == {"norms": [0.1234568, 2.5e-12]}
+    # Counters, flags and short numbers come back as they were.
+    assert [(r["updates"], r["solved"], r["test_error"]) for r in got] == [
+        (r["updates"], False, 1.0) for r in records
+    ]
+
+
 def test_a_stored_run_keeps_no_clipping_state(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -762,6 +781,42 @@ def test_natural_section_trains_scores_and_reports(
         assert run_campaign(c, jobs=1).ran == 0
     assert not list((root / "music" / "runs").glob("*/params-*"))
     assert load_natural_checkpoint(missed[0]).params is None
+
+
+def test_a_variant_runs_beside_its_tables_run_and_reports_apart(tmp_path: Path) -> None:
+    """Table 2's SGD+C with the learning rate halved on a validation stall: planned in the ptb
+    section under its own id (the table's runs keep theirs), stored beside the table's own
+    SGD+C, shown in the table with what it changes, and kept out of the claim's figures."""
+    from rnnstab_cli.reproduce.natural import NaturalStore, plan_natural
+
+    plan = plan_natural(["ptb"], None)
+    own = {(p.preset, p.method): p for p in plan if p.variant is None}
+    (variant,) = [p for p in plan if p.variant is not None]
+    assert len(own) == 5 and (variant.preset, variant.method) == ("ptb-char", "sgd-c")
+    assert (variant.config.lr_halving, variant.config.lr_halving_on) == (True, "valid-stall")
+    table_run = own[("ptb-char", "sgd-c")]
+    assert not table_run.config.lr_halving and variant.run_id != table_run.run_id
+    assert variant.describe() == f"ptb-char sgd-c ({variant.variant})"
+
+    root = tmp_path / "repro"
+    Campaign(root, ["ptb"]).close()
+    store = NaturalStore.open(root / "ptb" / "store.db")
+    assert store is not None
+    for planned, test in ((table_run, 1.53), (variant, 1.44)):
+        result = {"outcome": "epochs_done", "epochs": 50, "updates": 1_254_400, "best_epoch": 50,
+                  "wall_time": 3600.0, "train": test - 0.05, "valid": test + 0.06, "test": test,
+                  "run_dir": f"runs/{planned.run_id}"}  # fmt: skip
+        assert store.record(planned, result)
+    rows = {r.run_id: r for r in store.rows()}
+    store.close()
+    assert rows[table_run.run_id].variant is None
+    assert rows[variant.run_id].variant is not None
+    text = write_report(root).read_text()
+    (claim,) = [x for x in text.splitlines() if x.startswith("| ptb | Table 2: next character")]
+    assert "test – / 1.53 / –" in claim  # the table's own SGD+C, not the variant
+    lines = [x for x in text.splitlines() if x.startswith("| Table 2: next character | sgd-c")]
+    assert len(lines) == 2
+    assert f"sgd-c, {variant.variant}" in lines[1] and "1.440" in lines[1]
 
 
 def test_mini_campaign_on_ray_stores_what_local_stores(mini: None, tmp_path: Path) -> None:

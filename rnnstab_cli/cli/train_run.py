@@ -82,6 +82,7 @@ _OUTCOME_TEXT = {
     "epochs_done": "the epoch budget (--epochs {epochs}) is used up",
     "max_updates": "the update budget (--max-updates {max_updates}) is used up",
     "early_stopped": "early stop: {patience} epochs without a better validation score",
+    "converged": "converged: validation stalled again while the learning rate was halving",
 }
 
 

@@ -540,20 +540,15 @@ def _natural(ev: Evidence) -> tuple[list[Claim], list[str]]:
     claims = []
     body: list[list[str]] = []
     for section in ("music", "ptb"):
-        rows = {(r.preset, r.method): r for r in ev.natural.get(section, [])}
+        stored = ev.natural.get(section, [])
+        rows = {(r.preset, r.method): r for r in stored if r.variant is None}
         for preset, methods in NATURAL_STUDIES[section]:
             table, name, p_train, p_test = _PAPER[preset]
             got = [rows.get((preset, m)) for m in _METHODS]
             wanted = [rows.get((preset, m)) for m in methods]
             m_train = [None if r is None else r.train for r in got]
             m_test = [None if r is None else r.test for r in got]
-            for r in got:
-                if r is not None:
-                    body.append([
-                        f"{table}: {name}", r.method, r.outcome, str(r.epochs),
-                        str(r.best_epoch), _count(r.updates), _fmt(r.train), _fmt(r.valid),
-                        _fmt(r.test), f"{r.wall_time / 3600:.2f}",
-                    ])  # fmt: skip
+            body += [_natural_row(r) for r in got if r is not None]
             if any(r is None for r in wanted):
                 verdict = "pending"
             else:
@@ -580,9 +575,21 @@ def _natural(ev: Evidence) -> tuple[list[Claim], list[str]]:
                     verdict,
                 )
             )
+        body += [_natural_row(r) for r in stored if r.variant is not None]
     header = ["table", "method", "stopped by", "epochs", "best epoch", "updates", "train",
               "valid", "test", "core-hours"]  # fmt: skip
     return claims, _table(header, body) if body else ["Not run in this campaign yet."]
+
+
+def _natural_row(r: NaturalRow) -> list[str]:
+    """A stored run as a row of the natural tasks' table; a variant says what it changed."""
+    table, name = _PAPER[r.preset][:2]
+    method = r.method if r.variant is None else f"{r.method}, {r.variant.label}"
+    return [
+        f"{table}: {name}", method, r.outcome, str(r.epochs), str(r.best_epoch),
+        _count(r.updates), _fmt(r.train), _fmt(r.valid), _fmt(r.test),
+        f"{r.wall_time / 3600:.2f}",
+    ]  # fmt: skip
 
 
 def _fmt(x: float | None) -> str:

@@ -34,7 +34,7 @@ from rnnstab_cli.training.config import (
     read_config_file,
 )
 from rnnstab_cli.training.model_settings import METHODS, ModelSettings
-from rnnstab_cli.training.natural.schedule import alpha_at
+from rnnstab_cli.training.natural.schedule import LR_HALVING_RULES, alpha_at
 from rnnstab_cli.training.settings import config_keys, keys_with_role, setting
 from rnnstab_cli.training.value_checks import choice
 
@@ -61,7 +61,14 @@ class NaturalConfig(ModelSettings, kind="natural"):
     )
     lr_halving: bool = setting(
         default=True,
-        help="natural tasks: halve the learning rate after an epoch whose training error rose",
+        help="natural tasks: halve the learning rate by the lr_halving_on rule",
+    )
+    lr_halving_on: str = setting(
+        default="train-rise",
+        choices=LR_HALVING_RULES,
+        help="natural tasks: train-rise (the paper: after an epoch whose training error rose) | "
+        "valid-stall (Mikolov et al. 2012: after every epoch once one improved validation by "
+        "less than a factor 1.003; the next such epoch ends the run)",
     )
     seq_len: int = setting(
         default=200,
@@ -127,6 +134,11 @@ class NaturalConfig(ModelSettings, kind="natural"):
     def metric(self) -> str:
         """Table 1: NLL per time step (nats); Table 2: bits per character."""
         return "nll" if self.task == "music" else "bpc"
+
+    @property
+    def lr_rule(self) -> str | None:
+        """The learning-rate schedule's rule (:func:`next_lr`), None when it is off."""
+        return self.lr_halving_on if self.lr_halving else None
 
     def alpha_at(self, epoch: int) -> float:
         """α during epoch ``epoch`` (1-based): α₀, or α₀/t with the ``1/t`` schedule."""

@@ -4,9 +4,9 @@
 
 It reads top to bottom: resume or initialise → score the untrained model → for each epoch:
 set lr and α (schedules) → one update per batch (truncated BPTT with the state carried for
-PTB) → score the validation split → halve lr if the epoch's training error rose, track the
-best validation score (early stopping) → checkpoint → until the epoch or update budget runs
-out or patience is exhausted.
+PTB) → score the validation split → halve lr by the schedule's rule, track the best validation
+score (early stopping) → checkpoint → until the epoch or update budget runs out, patience is
+exhausted or the schedule converges.
 
 Determinism: epoch e's batches depend only on (seed, e), the engine's results not on its thread
 count, and the checkpoint holds the mid-epoch position and carried state, so a resumed run ends
@@ -51,7 +51,7 @@ from rnnstab_cli.training.natural.records import (
     NaturalResult,
     in_table_units,
 )
-from rnnstab_cli.training.natural.schedule import next_lr
+from rnnstab_cli.training.natural.schedule import LrStep, next_lr
 from rnnstab_cli.training.natural.state import EpochTotals, NaturalState
 from rnnstab_cli.training.run_session import (
     Params,
@@ -217,14 +217,23 @@ def _evaluate(
     epoch = state.epochs_done + (1 if totals.updates else 0)
     train_nats = totals.train_nats_per_step
     train = in_table_units(config.metric, train_nats) if totals.finite else None
-    lr, new_lr = state.lr, state.lr
+    lr = state.lr
     stopping = state.stopping
     if epoch > 0:
         stopping, improved = stopping.update(valid, epoch, complete=complete)
         if improved:
             run.best = params
+    step = LrStep(lr, state.halving)
     if complete and epoch > 0:
-        new_lr = next_lr(lr, state.prev_train, train_nats, config.lr_halving)
+        step = next_lr(
+            lr,
+            config.lr_rule,
+            previous_error=state.prev_train,
+            error=train_nats,
+            previous_valid=state.prev_valid,
+            valid=valid,
+            halving=state.halving,
+        )
     record = EpochRecord(
         eval_index=state.eval_index,
         epoch=epoch,
@@ -235,7 +244,7 @@ def _evaluate(
         train=train,
         valid=valid,
         lr=lr,
-        next_lr=new_lr,
+        next_lr=step.lr,
         alpha=alpha if epoch > 0 else config.alpha_at(1),
         grad_norm_mean=totals.grad_norm_mean if totals.updates else None,
         grad_norm_max=totals.grad_norm_max if totals.finite else None,
@@ -258,7 +267,16 @@ def _evaluate(
         last_train=train if train is not None else state.last_train,
     )
     if complete and epoch > 0:
-        new = replace(new, epochs_done=epoch, epoch=EpochTotals(), lr=new_lr, prev_train=train_nats)
+        new = replace(
+            new,
+            epochs_done=epoch,
+            epoch=EpochTotals(),
+            lr=step.lr,
+            prev_train=train_nats,
+            prev_valid=valid,
+            halving=step.halving,
+            converged=step.converged,
+        )
     run.state = new
     run.metrics.append(record.to_json())
     run.save()

@@ -11,8 +11,8 @@ from rnnstab_cli.training.natural.config import NaturalConfig
 from rnnstab_cli.training.natural.metrics import LN2, UNITS
 from rnnstab_cli.training.records import json_number
 
-Outcome = Literal["epochs_done", "max_updates", "early_stopped"]
-OUTCOMES: Final[tuple[str, ...]] = ("epochs_done", "max_updates", "early_stopped")
+Outcome = Literal["epochs_done", "max_updates", "early_stopped", "converged"]
+OUTCOMES: Final[tuple[str, ...]] = ("epochs_done", "max_updates", "early_stopped", "converged")
 
 
 def in_table_units(metric: str, nats_per_step: float) -> float:
@@ -27,7 +27,7 @@ class EpochRecord:
     ``train`` is the epoch's running training error (see
     :class:`~rnnstab_cli.training.natural.state.EpochTotals`), ``valid`` the whole validation
     split's score, both in the table's unit; ``lr`` and ``alpha`` are what the epoch trained
-    with and ``next_lr`` what the next one will (halved when ``train`` rose).
+    with and ``next_lr`` what the next one will (after the learning-rate schedule's step).
     """
 
     eval_index: int

@@ -1,7 +1,10 @@
 """The per-epoch schedules of the paper's natural tasks (appendix, "Natural Tasks").
 
-- Learning rate: "halved every time the error over an epoch increased instead of decreasing"
-  (:func:`next_lr`).
+- Learning rate (:func:`next_lr`): the paper's rule, "halved every time the error over an
+  epoch increased instead of decreasing" (``train-rise``); or the rule of Mikolov et al. (2012),
+  whose PTB set-up the appendix follows and whose rnnlm toolkit applies it (``valid-stall``):
+  once an epoch lowers the validation score by less than a factor 1.003, halve the rate after every
+  epoch, and stop at the next such epoch.
 - Ω's weight: constant, or α_t = α₀/t with t the epoch counted from 1 (:func:`alpha_at`; the
   appendix writes Piano-midi.de's α₀ = 0.5 as α_t = 1/(2t)).
 - Early stopping on the validation score after ``patience`` epochs without improvement
@@ -14,14 +17,58 @@ exactly what an uninterrupted one would.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Final
+
+#: What halves the learning rate (when ``lr_halving`` is on).
+LR_HALVING_RULES: Final[tuple[str, ...]] = ("train-rise", "valid-stall")
+#: ``valid-stall``: an epoch stalls when its validation score times (1 + this) is above the
+#: previous epoch's: rnnlm's ``min_improvement`` of 1.003 on the validation log-likelihood.
+VALID_STALL_GAIN: Final[float] = 0.003
 
 
-def next_lr(lr: float, previous_error: float | None, error: float, halving: bool) -> float:
-    """The learning rate for the next epoch: half of ``lr`` when ``halving`` is on and this
-    epoch's training ``error`` is above the previous epoch's, else ``lr``."""
-    if halving and previous_error is not None and error > previous_error:
-        return lr / 2.0
-    return lr
+@dataclass(frozen=True)
+class LrStep:
+    """The end-of-epoch decision of the learning-rate schedule."""
+
+    lr: float  # the rate of the next epoch
+    halving: bool = False  # valid-stall: the rate now halves after every epoch
+    converged: bool = False  # valid-stall: a stall while halving ends the run
+
+
+def next_lr(
+    lr: float,
+    rule: str | None,
+    *,
+    previous_error: float | None,
+    error: float,
+    previous_valid: float | None = None,
+    valid: float | None = None,
+    halving: bool = False,
+) -> LrStep:
+    """The schedule's step after a complete epoch with training ``error`` and validation score
+    ``valid`` (lower is better), the previous complete epoch's being ``previous_*``.
+
+    ``rule`` None keeps ``lr``. ``train-rise`` halves it when ``error`` is above
+    ``previous_error``. ``valid-stall`` halves it after every epoch from the first one whose
+    ``valid * (1 + VALID_STALL_GAIN)`` is above ``previous_valid`` on (``halving`` says
+    whether that happened before), and converges at the next such epoch.
+    """
+    if rule is None:
+        return LrStep(lr)
+    if rule == "train-rise":
+        rose = previous_error is not None and error > previous_error
+        return LrStep(lr / 2.0 if rose else lr)
+    if rule == "valid-stall":
+        stalled = (
+            previous_valid is not None
+            and valid is not None
+            and valid * (1.0 + VALID_STALL_GAIN) > previous_valid
+        )
+        if stalled and halving:
+            return LrStep(lr, halving=True, converged=True)
+        halving = halving or stalled
+        return LrStep(lr / 2.0 if halving else lr, halving=halving)
+    raise ValueError(f"unknown learning-rate rule {rule!r}")
 
 
 def alpha_at(alpha0: float, schedule: str, epoch: int) -> float:

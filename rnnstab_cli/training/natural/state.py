@@ -99,6 +99,9 @@ class NaturalState:
     epochs_done: int = 0
     epoch: EpochTotals = field(default_factory=EpochTotals)
     prev_train: float | None = None  # the last complete epoch's running training error
+    prev_valid: float | None = None  # the last complete epoch's validation score
+    halving: bool = False  # valid-stall: the rate halves after every epoch from now on
+    converged: bool = False  # valid-stall: an epoch stalled while the rate was halving
     stopping: EarlyStopping = field(default_factory=EarlyStopping)
     untrained_valid: float | None = None
     last_valid: float | None = None
@@ -115,6 +118,8 @@ class NaturalState:
         do. A checkpoint keeps no outcome of its own: saved with the config of its last
         session, its run is *finished* when this is not None for that config (a larger budget
         given on resume may still continue it)."""
+        if self.converged:
+            return "converged"
         if self.stopping.exhausted(config.patience):
             return "early_stopped"
         if self.epochs_done >= config.epochs:
