@@ -33,6 +33,7 @@ from rnnstab_cli.cli import main
 from rnnstab_cli.cli import reproduce as cli_reproduce
 from rnnstab_cli.cli.common import EXIT_CHECKPOINT, EXIT_USAGE
 from rnnstab_cli.reproduce import campaign as campaign_mod
+from rnnstab_cli.reproduce import report as report_mod
 from rnnstab_cli.reproduce.campaign import (
     Campaign,
     CampaignRun,
@@ -737,6 +738,7 @@ def test_natural_section_trains_scores_and_reports(
         ]  # fmt: skip
 
     monkeypatch.setattr(campaign_mod, "plan_natural", tiny_plan)
+    monkeypatch.setattr(report_mod, "plan_natural", tiny_plan)
     real_drop = campaign_mod.drop_last_params
     missed: list[Path] = []
 
@@ -774,6 +776,7 @@ def test_natural_section_trains_scores_and_reports(
     text = write_report(root).read_text()
     line = next(x for x in text.splitlines() if x.startswith("| music | Table 1: Nottingham"))
     assert "test 3.80 / 3.48 / 3.46" in line and "**pending**" not in line
+    assert "; and no natural runs." in text
     assert f"{r.test:.2f}" in line
     # Running the section again finds everything stored and trains nothing, and drops the
     # last parameters the first session missed.
@@ -817,6 +820,40 @@ def test_a_variant_runs_beside_its_tables_run_and_reports_apart(tmp_path: Path) 
     lines = [x for x in text.splitlines() if x.startswith("| Table 2: next character | sgd-c")]
     assert len(lines) == 2
     assert f"sgd-c, {variant.variant}" in lines[1] and "1.440" in lines[1]
+    # The other four runs of the section are left, each at most 50 epochs of 72 s (the stored
+    # runs' pace: 3,600 s for 50 epochs).
+    assert "and 4 natural runs, at most 4.0 core-hours" in text
+
+
+def test_natural_runs_left_are_estimated_from_stored_runs_of_their_shape() -> None:
+    from rnnstab_cli.reproduce.natural import (
+        NaturalPlanned,
+        NaturalRow,
+        natural_seconds_left,
+        plan_natural,
+    )
+
+    plan = {(p.preset, p.method, p.variant): p for p in plan_natural(["ptb"], None)}
+    sgd, sgd_c = plan[("ptb-char", "sgd", None)], plan[("ptb-char", "sgd-c", None)]
+    five_ahead = plan[("ptb-char-5ahead", "sgd-cr", None)]
+
+    def row(planned: NaturalPlanned, epochs: int, wall_time: float) -> NaturalRow:
+        return NaturalRow(planned.run_id, planned.preset, planned.method,
+                          planned.config.to_dict(), "epochs_done", epochs, 25_088 * epochs, epochs,
+                          wall_time, 1.5, 1.6, 1.5, "runs/x", "now")  # fmt: skip
+
+    stored = [row(sgd, 50, 10_000.0), row(sgd_c, 40, 12_000.0)]  # 200 and 300 s per epoch
+    assert sgd_c.config.epochs == five_ahead.config.epochs == 50
+    # 5 ahead has the next character's shape (data, units, segments): 250 s per epoch, its
+    # whole budget left; a checkpoint 20 epochs in has 30 left.
+    assert natural_seconds_left(stored, [(five_ahead, 0)]) == pytest.approx(50 * 250.0)
+    assert natural_seconds_left(stored, [(five_ahead, 20), (sgd_c, 50)]) == pytest.approx(
+        30 * 250.0
+    )
+    # Another shape has nothing to go by.
+    music = plan_natural(["music"], None)[0]
+    assert natural_seconds_left(stored, [(music, 0)]) is None
+    assert natural_seconds_left([], []) == 0.0
 
 
 def test_mini_campaign_on_ray_stores_what_local_stores(mini: None, tmp_path: Path) -> None:

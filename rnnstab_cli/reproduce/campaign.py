@@ -37,7 +37,13 @@ from typing import Any, Final
 
 from rnnstab_cli import __version__
 from rnnstab_cli.errors import CheckpointError, UsageError
-from rnnstab_cli.reproduce.natural import NaturalPlanned, NaturalStore, plan_natural
+from rnnstab_cli.reproduce.natural import (
+    NaturalPlanned,
+    NaturalStore,
+    epochs_in_checkpoint,
+    natural_seconds_left,
+    plan_natural,
+)
 from rnnstab_cli.reproduce.scores import ScoreStore, score_run
 from rnnstab_cli.reproduce.studies import (
     FIG7_FIRST_SEEDS,
@@ -726,10 +732,29 @@ class Campaign:
         return synthetic + natural
 
     def estimate_left(self) -> float | None:
-        """Core-seconds the missing and running runs take at most; see :func:`estimate_left`."""
-        rows = [r for home in self._homes() for r in self.rows(home)]
-        flying = [p for p in self._in_flight.values() if isinstance(p, CampaignRun)]
-        return estimate_left(rows, list(self._planned.values()), self.missing() + flying)
+        """Core-seconds the missing and running runs take at most (:func:`estimate_left`,
+        :func:`natural_seconds_left`); None when some have no stored run to go by."""
+        flying = list(self._in_flight.values())
+        synthetic = self.missing() + [p for p in flying if isinstance(p, CampaignRun)]
+        natural = self.missing_natural() + [p for p in flying if isinstance(p, NaturalPlanned)]
+        left = 0.0
+        if synthetic:
+            rows = [r for home in self._homes() for r in self.rows(home)]
+            part = estimate_left(rows, list(self._planned.values()), synthetic)
+            if part is None:
+                return None
+            left += part
+        if natural:
+            stored = [r for s in self.natural_sections for r in self.natural_store(s).rows()]
+            done = [
+                (n, epochs_in_checkpoint(self.section_dir(n.section) / RUNS_DIR / n.run_id))
+                for n in natural
+            ]
+            part = natural_seconds_left(stored, done)
+            if part is None:
+                return None
+            left += part
+        return left
 
 
 def estimate_left(

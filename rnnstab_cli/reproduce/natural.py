@@ -26,6 +26,7 @@ from typing import Any, Final
 from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.sweep.spec import canonical_json
 from rnnstab_cli.sweep.store import ResultStore, utc_now
+from rnnstab_cli.training.checkpoint import STATE_FILE
 from rnnstab_cli.training.natural import NaturalConfig, resolve_natural_config
 from rnnstab_cli.training.settings import identity
 
@@ -36,6 +37,8 @@ __all__ = [
     "NaturalRow",
     "NaturalStore",
     "NaturalVariant",
+    "epochs_in_checkpoint",
+    "natural_seconds_left",
     "plan_natural",
 ]
 
@@ -182,6 +185,40 @@ class NaturalRow:
             ),
             None,
         )
+
+
+def _shape(config: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What an epoch's cost depends on: the data, the model's size, the segments."""
+    return tuple(config.get(k) for k in ("dataset", "hidden", "seq_len", "batch", "dtype"))
+
+
+def epochs_in_checkpoint(run_dir: Path) -> int:
+    """The complete epochs in the checkpoint of a natural run (0 without a readable one)."""
+    try:
+        done = json.loads((run_dir / STATE_FILE).read_text())["run_state"]["epochs_done"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return done if isinstance(done, int) else 0
+
+
+def natural_seconds_left(
+    rows: Sequence[NaturalRow], todo: Sequence[tuple[NaturalPlanned, int]]
+) -> float | None:
+    """Core-seconds the natural runs ``todo`` (each with the epochs its checkpoint holds
+    already) take at most, each to its whole epoch budget, at the mean seconds per epoch of
+    the stored runs of its shape (:func:`_shape`); None when a run has no such stored run to
+    go by. An upper bound: early stopping ends most runs sooner."""
+    per_epoch: dict[tuple[Any, ...], list[float]] = {}
+    for r in rows:
+        if r.epochs:
+            per_epoch.setdefault(_shape(r.config), []).append(r.wall_time / r.epochs)
+    total = 0.0
+    for planned, epochs_done in todo:
+        seen = per_epoch.get(_shape(planned.config.to_dict()))
+        if not seen:
+            return None
+        total += max(planned.config.epochs - epochs_done, 0) * sum(seen) / len(seen)
+    return total
 
 
 def _number(x: Any) -> float | None:

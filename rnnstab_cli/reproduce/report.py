@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.reproduce.campaign import (
+    RUNS_DIR,
     STORE_FILE,
     CampaignRun,
     current_rows,
@@ -29,7 +30,14 @@ from rnnstab_cli.reproduce.campaign import (
     read_campaign_file,
     unique_runs,
 )
-from rnnstab_cli.reproduce.natural import NATURAL_STUDIES, NaturalRow, NaturalStore
+from rnnstab_cli.reproduce.natural import (
+    NATURAL_STUDIES,
+    NaturalRow,
+    NaturalStore,
+    epochs_in_checkpoint,
+    natural_seconds_left,
+    plan_natural,
+)
 from rnnstab_cli.reproduce.scores import Score, ScoreStore
 from rnnstab_cli.reproduce.studies import (
     AUTHORS_CODE_CLAIM,
@@ -202,6 +210,23 @@ def _left_hours(ev: Evidence, todo: Sequence[CampaignRun]) -> str:
     rows = [r for rows in ev.rows.values() for r in rows]
     left = estimate_left(rows, ev.planned, todo)
     return "?" if left is None else f"{left / 3600:.1f}"
+
+
+def _natural_left(ev: Evidence) -> str:
+    """The natural runs of the campaign's sections not stored yet, and the core-hours they
+    take at most (each to its epoch budget from its checkpoint, at the stored runs' pace)."""
+    stored = [r for rows in ev.natural.values() for r in rows]
+    ids = {r.run_id for r in stored}
+    todo = [n for n in plan_natural(list(ev.natural), None) if n.run_id not in ids]
+    if not todo:
+        return "no natural runs"
+    done = [(n, epochs_in_checkpoint(ev.root / n.section / RUNS_DIR / n.run_id)) for n in todo]
+    left = natural_seconds_left(stored, done)
+    return (
+        f"{len(todo)} natural runs, at most {'?' if left is None else f'{left / 3600:.1f}'} "
+        "core-hours (each to its epoch budget at the seconds per epoch of the stored runs of "
+        "its shape; early stopping ends most sooner)"
+    )
 
 
 def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
@@ -1150,10 +1175,11 @@ def render(
         + ", ".join(f"{n} {v}" for v, n in tally.items())
         + ".",
         "",
-        f"**Left:** {len(todo)} planned runs, at most {_left_hours(ev, todo)} core-hours if "
+        f"**Left:** {len(todo)} planned synthetic-task runs, at most {_left_hours(ev, todo)} "
+        "core-hours if "
         "every one used its whole budget (at the pace of the stored runs; runs that solve stop "
-        "early), plus Fig. 7's SGD and SGD-C runs at lengths whose SGD-CR runs are not all in, "
-        "and the natural runs not stored yet.",
+        "early), plus Fig. 7's SGD and SGD-C runs at lengths whose SGD-CR runs are not all in; "
+        f"and {_natural_left(ev)}.",
         "",
         "A run *solves* a task when at most 1% of 10,000 fresh test sequences are wrong (the "
         "paper's criterion). Core-hours are the runs' training time on the machines listed; runs "
