@@ -26,8 +26,9 @@ from typing import Any, Final
 from rnnstab_cli.errors import CheckpointError
 from rnnstab_cli.sweep.spec import canonical_json
 from rnnstab_cli.sweep.store import ResultStore, utc_now
-from rnnstab_cli.training.checkpoint import STATE_FILE
+from rnnstab_cli.training.checkpoint import FieldError, read_state
 from rnnstab_cli.training.natural import NaturalConfig, resolve_natural_config
+from rnnstab_cli.training.natural.state import NaturalState
 from rnnstab_cli.training.settings import identity
 
 __all__ = [
@@ -197,10 +198,9 @@ def _shape(config: Mapping[str, Any]) -> tuple[Any, ...]:
 def epochs_in_checkpoint(run_dir: Path) -> int:
     """The complete epochs in the checkpoint of a natural run (0 without a readable one)."""
     try:
-        done = json.loads((run_dir / STATE_FILE).read_text())["run_state"]["epochs_done"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return NaturalState.from_json(read_state(run_dir).get("run_state")).epochs_done
+    except (CheckpointError, FieldError):
         return 0
-    return done if isinstance(done, int) else 0
 
 
 def natural_seconds_left(
