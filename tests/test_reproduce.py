@@ -679,26 +679,42 @@ def test_sigterm_stops_a_campaign_like_ctrl_c(
     """`kill PID` (a scheduler ending a job, or a campaign a script started in the background,
     where the shell ignores SIGINT) checkpoints the running runs and exits 130."""
     root = tmp_path / "repro"
+    db = root / "fig7" / "store.db"
     proc = _start(SLOW_CAP, "fig7", "--dir", str(root), "-j", "1", "-q")
     procs.append(proc)
     runs = root / "fig7" / "runs"
     deadline = time.monotonic() + 120
-    while not any(
-        json.loads(f.read_text() or "{}").get("run_state", {}).get("updates", 0) > 0
-        for f in runs.glob("*/state.json")
-    ):
+    # Wait for a run in flight: checkpointed part-way and not stored. A run that ends early
+    # (solved) keeps its checkpoint beside the store, so "some checkpoint past 0" is not enough.
+    watched: tuple[Path, int] | None = None
+    while watched is None:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no run checkpointed in time"
+        done = _stored(db)
+        for f in runs.glob("*/state.json"):
+            try:
+                u = json.loads(f.read_text())["run_state"]["updates"]
+            except (OSError, json.JSONDecodeError, KeyError):
+                continue
+            if 0 < u < SLOW_CAP and f.parent.name not in done:
+                watched = (f.parent, u)
         time.sleep(0.05)
     proc.terminate()  # SIGTERM to the driver alone
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Interrupted: finished runs are stored in" in err and "same command" in err
-    # The interrupted run left a checkpoint that loads, part-way through its budget.
-    partial = [
-        load_checkpoint(d).state.updates for d in runs.iterdir() if (d / "state.json").exists()
-    ]
-    assert partial and all(0 < u <= SLOW_CAP for u in partial)
+    # Every run left unstored has a checkpoint that loads, part-way through its budget; the
+    # watched one kept at least the updates it had before the signal (unless it finished in
+    # between and was stored).
+    done = _stored(db)
+    unstored = {
+        d: load_checkpoint(d).state.updates
+        for d in runs.iterdir()
+        if (d / "state.json").exists() and d.name not in done
+    }
+    assert all(u < SLOW_CAP for u in unstored.values()), unstored
+    run_dir, seen = watched
+    assert run_dir.name in done or unstored[run_dir] >= seen, (watched, unstored)
 
 
 # --------------------------------------------------------------------------------------------
