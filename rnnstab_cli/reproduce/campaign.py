@@ -22,6 +22,7 @@ unfinished run stands.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import math
@@ -627,14 +628,14 @@ class Campaign:
 
     def archive_logs(self) -> None:
         """Archive the plain metrics log of every stored run (one stored before archiving was
-        part of storing it, or by a process killed between the two)."""
+        part of storing it, or by a process killed between the two), and round the numbers of
+        an archive written before they were rounded (:func:`compact_metrics`)."""
         for section in self.sections:
             for r in self.rows(section):
                 if r.outcome not in ("solved", "unsolved") or not r.run_dir:
                     continue
                 run_dir = self.section_dir(section) / r.run_dir
-                if (run_dir / METRICS_FILE).exists():
-                    compact_metrics(run_dir)
+                compact_metrics(run_dir)
                 if (run_dir / METRICS_ARCHIVE).exists() and r.metrics_path != str(
                     Path(r.run_dir) / METRICS_ARCHIVE
                 ):
@@ -789,13 +790,26 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+def _archive_unrounded(run_dir: Path) -> bool:
+    """Whether the archived log of ``run_dir`` keeps more than ARCHIVED_DIGITS: its first
+    record tells, since an archive is written whole. False when there is none or it cannot be
+    read (a continued run reports the damage)."""
+    try:
+        with gzip.open(run_dir / METRICS_ARCHIVE, "rt", encoding="utf-8") as f:
+            first = json.loads(f.readline())
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return bool(_rounded(first) != first)
+
+
 def compact_metrics(run_dir: Path) -> None:
     """Archive the metrics log of a run that stopped (finished or interrupted): drop the
     per-evaluation gradient-flow diagnostics but the last (most of the log's bytes; the report
     does not use them), keep ARCHIVED_DIGITS of each number and gzip the rest
     (:func:`archive_metrics`). The checkpoint stays valid: one record per evaluation is all it
-    counts, and a continued run reads the archive. A log already archived is left alone."""
-    if not (run_dir / METRICS_FILE).exists():
+    counts, and a continued run reads the archive. An archive is left alone once compact:
+    one written before its numbers were rounded is rewritten the same way."""
+    if not (run_dir / METRICS_FILE).exists() and not _archive_unrounded(run_dir):
         return
     try:
         lines = metrics_text(run_dir).splitlines()
