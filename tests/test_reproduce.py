@@ -871,6 +871,35 @@ def test_a_variant_runs_beside_its_tables_run_and_reports_apart(tmp_path: Path) 
     assert "and 5 natural runs, at most 5.0 core-hours" in text
 
 
+def test_natural_runs_hold_at_most_half_the_slots_while_synthetic_runs_wait(
+    mini: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rnnstab_cli.reproduce import natural as natural_mod
+    from rnnstab_cli.training.natural import resolve_natural_config
+
+    def plan(sections: list[str], data_dir: str | None) -> list[natural_mod.NaturalPlanned]:
+        cfg = {"task": "music-nottingham", "data": data_dir, "hidden": 12, "epochs": 2}
+        return [
+            natural_mod.NaturalPlanned(
+                "music", "music-nottingham", m, resolve_natural_config({**cfg, "method": m})
+            )
+            for m in ("sgd", "sgd-c", "sgd-cr")
+        ]
+
+    monkeypatch.setattr(campaign_mod, "plan_natural", plan)
+
+    def kinds(jobs: int) -> list[str]:
+        """The kinds of run in the order the slots take them (none finishing meanwhile)."""
+        with Campaign(tmp_path / f"repro-{jobs}", ["fig7", "music"], data=str(tmp_path)) as c:
+            c.replan()
+            return [t.kind for t in iter(lambda: c.next_task("local-process", jobs), None)]
+
+    # 4 synthetic runs (fig7's mini grid) wait beside the 3 natural ones.
+    assert kinds(1) == ["synthetic"] * 4 + ["natural"] * 3
+    assert kinds(2) == ["natural"] + ["synthetic"] * 4 + ["natural"] * 2
+    assert kinds(4) == ["natural"] * 2 + ["synthetic"] * 4 + ["natural"]
+
+
 def test_natural_runs_left_are_estimated_from_stored_runs_of_their_shape() -> None:
     from rnnstab_cli.reproduce.natural import (
         NaturalPlanned,

@@ -528,20 +528,24 @@ class Campaign:
 
     # -- the scheduler's two callbacks ---------------------------------------------------------
 
-    def next_task(self, backend_name: str) -> RunTask | None:
-        """The next run to start: synthetic ones first (minutes each), then the natural
-        tasks (hours each)."""
+    def next_task(self, backend_name: str, jobs: int = 1) -> RunTask | None:
+        """The next run to start on one of ``jobs`` slots. Natural runs (hours each) hold at
+        most half the slots while synthetic runs (minutes each) wait: both kinds of evidence
+        progress, and the long runs do not all start last, on a machine otherwise idle. On
+        one slot the synthetic runs go first; a slot no synthetic run wants takes a natural
+        one."""
         todo = self.missing()
-        if not todo:
-            natural = self.missing_natural()
-            if not natural:
-                return None
+        natural = self.missing_natural()
+        natural_flying = sum(isinstance(f, NaturalPlanned) for f in self._in_flight.values())
+        if natural and (not todo or natural_flying < jobs // 2):
             n = natural[0]
             self._in_flight[n.run_id] = n
             run_dir = self.section_dir(n.section) / RUNS_DIR / n.run_id
             return RunTask(
                 n.run_id, n.config.to_dict(), str(run_dir.resolve()), backend_name, "natural"
             )
+        if not todo:
+            return None
         p = todo[0]
         self._in_flight[p.run_id] = p
         return RunTask(
@@ -876,7 +880,7 @@ def _run_locked(
     backend_name = "ray" if backend == "ray" else "local-process"
 
     def next_task() -> RunTask | None:
-        return campaign.next_task(backend_name)
+        return campaign.next_task(backend_name, jobs)
 
     def on_result(result: dict[str, Any]) -> None:
         campaign.on_result(result, on_run)
