@@ -52,6 +52,7 @@ from rnnstab_cli.reproduce.studies import (
     SECTIONS,
     Study,
     fig7_budget,
+    rate_verdict,
     static_studies,
 )
 from rnnstab_cli.sweep.run import SweepPlan, run_row
@@ -183,6 +184,53 @@ def test_every_study_of_the_paper_resolves() -> None:
     assert gen and all(p.run.config.length.lo == 50 for p in gen)
     assert all(p.run.config.length.hi in (199, 200) for p in gen)
     assert all(max(p.study.score_lengths) == 800 for p in gen)
+
+
+@given(st.sampled_from(["all", "any"]), st.lists(st.booleans(), min_size=1, max_size=8))
+def test_a_rate_verdict_given_early_is_the_final_one(rule: str, solves: list[bool]) -> None:
+    """A success-rate verdict is given before every run is in only when no run still to come
+    can change it: whatever the runs after a prefix do, the complete verdict is the same."""
+    final = rate_verdict(rule, sum(solves), len(solves), complete=True)
+    assert final != "pending"
+    for k in range(len(solves)):
+        early = rate_verdict(rule, sum(solves[:k]), k, complete=False)
+        if early != "pending":
+            assert early == final
+
+
+def test_rate_verdicts() -> None:
+    assert rate_verdict("all", 0, 0, complete=True) == "pending"  # nothing stored to judge
+    assert rate_verdict("all", 5, 5, complete=True) == "reproduced"
+    assert rate_verdict("all", 5, 5, complete=False) == "pending"  # a miss may still come
+    assert rate_verdict("all", 0, 4, complete=False) == "pending"  # a solve may still come
+    assert rate_verdict("all", 0, 4, complete=True) == "not reproduced"
+    assert rate_verdict("all", 1, 2, complete=False) == "partly"  # settled by a solve and a miss
+    assert rate_verdict("any", 1, 1, complete=False) == "reproduced"  # the paper's 1 of 8
+    assert rate_verdict("any", 0, 7, complete=False) == "pending"
+    assert rate_verdict("any", 0, 8, complete=True) == "not reproduced"
+
+
+def test_runs_that_cannot_change_a_verdict_start_after_those_that_can(tmp_path: Path) -> None:
+    """5-bit memorisation with a solve and a miss stored is *partly* for good: its other runs
+    wait behind the undecided studies of the same priority, even the costlier ones."""
+    decided = "tasks-memorization-5bit"
+    with Campaign(tmp_path / "repro", ["tasks"]) as c:
+        c.replan()
+        c.register()
+        assert c.decided_studies() == set()
+        first = [p for p in c.missing() if p.study.name == decided][:2]
+        for p, solved in zip(first, (True, False), strict=True):
+            result = {"outcome": "solved" if solved else "unsolved", "updates": 1000,
+                      "wall_time": 1.0, "backend": "local-process"}  # fmt: skip
+            assert c.store("tasks").record_run(run_row(p.run, result))
+        c.replan()
+        assert c.decided_studies() == {decided}
+        order = [(p.study.priority, p.study.name) for p in c.missing()]
+    priority = next(prio for prio, name in order if name == decided)
+    same = [name for prio, name in order if prio == priority]
+    waiting = same.index(decided)
+    assert waiting > 0 and all(name == decided for name in same[waiting:])
+    assert "tasks-temporal-order-3bit" in same[:waiting]  # costlier, but it can change a verdict
 
 
 def test_a_raised_budget_continues_the_same_trajectory() -> None:

@@ -53,6 +53,7 @@ from rnnstab_cli.reproduce.studies import (
     Study,
     fig7_baseline_studies,
     fig7_budget,
+    rate_verdict,
     section_studies,
     static_studies,
 )
@@ -406,6 +407,7 @@ class Campaign:
         self._scores: ScoreStore | None = None
         self._in_flight: dict[str, CampaignRun | NaturalPlanned] = {}
         self._stored: set[str] = set()
+        self._outcomes: dict[str, str] = {}  # run id → outcome of the stored synthetic runs
         self._planned: dict[str, CampaignRun] = {}
         self._grids: list[CampaignRun] = []  # every study's whole grid (see plan_studies)
         self.progress = Progress()
@@ -467,9 +469,10 @@ class Campaign:
         self._grids = plan_studies(self.sections, self.rows)
         planned = unique_runs(self._grids)
         self._planned = {p.run_id: p for p in planned}
-        self._stored = set()
+        self._outcomes = {}
         for home in self._homes():
-            self._stored |= set(self.store(home).stored_outcomes())
+            self._outcomes |= self.store(home).stored_outcomes()
+        self._stored = set(self._outcomes)
         self._natural = {n.run_id: n for n in plan_natural(self.natural_sections, self.data)}
         for section in self.natural_sections:
             self._stored |= self.natural_store(section).ids()
@@ -507,13 +510,37 @@ class Campaign:
 
     def missing(self) -> list[CampaignRun]:
         """Planned runs neither stored nor running, in the order they should start: by the
-        study's priority, then cheapest first (short lengths give early, complete points)."""
+        study's priority, then those that can still change a verdict (see
+        :meth:`decided_studies`), then cheapest first (short lengths give early, complete
+        points)."""
         todo = [
             p
             for rid, p in self._planned.items()
             if rid not in self._stored and rid not in self._in_flight
         ]
-        return sorted(todo, key=lambda p: (p.study.priority, p.cost(), p.run.index))
+        decided = self.decided_studies()
+        return sorted(
+            todo,
+            key=lambda p: (p.study.priority, p.study.name in decided, p.cost(), p.run.index),
+        )
+
+    def decided_studies(self) -> set[str]:
+        """Studies judged by their success rate alone whose verdict their stored runs already
+        settle (:func:`rate_verdict`): their other runs still run, after the ones that can
+        change a verdict."""
+        tally: dict[tuple[str, str], list[int]] = {}  # (study, rule) → [solved, stored]
+        for p in self._grids:
+            outcome = self._outcomes.get(p.run_id)
+            if p.study.success_rule is None or outcome not in ("solved", "unsolved"):
+                continue
+            t = tally.setdefault((p.study.name, p.study.success_rule), [0, 0])
+            t[0] += outcome == "solved"
+            t[1] += 1
+        return {
+            name
+            for (name, rule), (solved, stored) in tally.items()
+            if rate_verdict(rule, solved, stored, complete=False) != "pending"
+        }
 
     def missing_natural(self) -> list[NaturalPlanned]:
         """Natural runs neither stored nor running, in the tables' order."""
@@ -593,6 +620,7 @@ class Campaign:
         if not stored:
             return
         self._stored.add(p.run_id)
+        self._outcomes[p.run_id] = row["outcome"]
         pr = self.progress
         pr.ran += 1
         setattr(pr, row["outcome"], getattr(pr, row["outcome"]) + 1)

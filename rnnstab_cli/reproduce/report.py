@@ -47,6 +47,7 @@ from rnnstab_cli.reproduce.studies import (
     SECTIONS,
     SYNTHETIC_SECTIONS,
     Study,
+    rate_verdict,
     sensitivity_parameter,
 )
 from rnnstab_cli.sweep.store import ResultStore, RunRow
@@ -266,14 +267,6 @@ def _claim(
     )
 
 
-def _rate_verdict(solved: int, total: int, complete: bool) -> Verdict:
-    if not complete or total == 0:
-        return "pending"
-    if solved == total:
-        return "reproduced"
-    return "partly" if solved else "not reproduced"
-
-
 # --------------------------------------------------------------------------------------------
 # Fig. 7
 # --------------------------------------------------------------------------------------------
@@ -337,7 +330,7 @@ def _fig7(ev: Evidence) -> tuple[list[Claim], list[str], list[RunRow]]:
             cr,
             f"{_count(max((p.run.config.max_updates for p, _ in cr), default=0))} updates "
             "per run (the cap)",
-            _rate_verdict(solved, len(counted), complete),
+            rate_verdict("all", solved, len(counted), complete),
         ),
     ]
 
@@ -453,45 +446,31 @@ def _generalisation(ev: Evidence) -> tuple[list[Claim], list[str]]:
     return claims, _table(header, body)
 
 
-_APPENDIX: Final[tuple[tuple[str, str, str, str], ...]] = (
-    # study, claim, the paper's figure, rule
-    ("generalisation-addition", "addition, one model for 50–200", "100% success", "all"),
-    (
-        "generalisation-multiplication",
-        "multiplication, one model for 50–200",
-        "100% success",
-        "all",
-    ),
-    (
-        "tasks-temporal-order-3bit",
-        "3-bit temporal order (100 units), 50–200",
-        "100% success",
-        "all",
-    ),
-    ("tasks-random-permutation", "random permutation (100 units), 50–200", "1 of 8 runs", "any"),
+_APPENDIX: Final[tuple[tuple[str, str, str], ...]] = (
+    # study, claim, the paper's figure (the rule judging it: the study's success_rule)
+    ("generalisation-addition", "addition, one model for 50–200", "100% success"),
+    ("generalisation-multiplication", "multiplication, one model for 50–200", "100% success"),
+    ("tasks-temporal-order-3bit", "3-bit temporal order (100 units), 50–200", "100% success"),
+    ("tasks-random-permutation", "random permutation (100 units), 50–200", "1 of 8 runs"),
     (
         "tasks-memorization-5bit",
         "noiseless memorisation, 5 bits, a model per length",
         "100% success",
-        "all",
     ),
     (
         "tasks-memorization-20bit",
         "noiseless memorisation, 20+ bits, a model per length",
         "100% success",
-        "all",
     ),
     (
         "tasks-memorization-5bit-authors",
         "noiseless memorisation, 5 bits, a model per length" + AUTHORS_CODE_CLAIM,
         "100% success",
-        "all",
     ),
     (
         "tasks-memorization-20bit-authors",
         "noiseless memorisation, 20+ bits, a model per length" + AUTHORS_CODE_CLAIM,
         "100% success",
-        "all",
     ),
 )
 
@@ -499,8 +478,9 @@ _APPENDIX: Final[tuple[tuple[str, str, str, str], ...]] = (
 def _tasks(ev: Evidence) -> tuple[list[Claim], list[str]]:
     claims: list[Claim] = []
     body: list[list[str]] = []
-    for study, claim, paper, rule in _APPENDIX:
+    for study, claim, paper in _APPENDIX:
         pairs = ev.study_runs(functools.partial(operator.eq, study))
+        rule = (pairs[0][0].study.success_rule if pairs else None) or "all"
         rows = [r for _, r in pairs if r is not None and r.outcome != "failed"]
         complete = bool(pairs) and all(r is not None for _, r in pairs)
         solved = sum(r.solved for r in rows)
@@ -519,10 +499,7 @@ def _tasks(ev: Evidence) -> tuple[list[Claim], list[str]]:
                     _solve_stats(at),
                 ]
             )
-        if rule == "any":
-            verdict = "pending" if not complete else "reproduced" if solved else "not reproduced"
-        else:
-            verdict = _rate_verdict(solved, len(rows), complete)
+        verdict = rate_verdict(rule, solved, len(rows), complete)
         measured = f"{solved}/{len(rows)} solved" if rows else "—"
         claims.append(
             _claim(
@@ -1183,7 +1160,10 @@ def render(
         "",
         "A run *solves* a task when at most 1% of 10,000 fresh test sequences are wrong (the "
         "paper's criterion). Core-hours are the runs' training time on the machines listed; runs "
-        "shared a 2-core machine with other work, so wall times are upper bounds.",
+        "shared a 2-core machine with other work, so wall times are upper bounds. A verdict on a "
+        "success rate is given as soon as no run still to come can change it (a solve and a "
+        "miss where every run must solve: *partly*), so a row may have one before all its runs "
+        "are in.",
         "",
         "## Summary: one row per claim",
         "",
