@@ -160,6 +160,13 @@ def test_every_study_of_the_paper_resolves() -> None:
     assert not [p for p in fig7 if p.run.config.method in ("sgd", "sgd-c")]
     # Random permutation: 8 trials, as the paper's "1 out of 8".
     assert sum(p.study.name == "tasks-random-permutation" for p in planned) == 8
+    # 3-bit temporal order under the authors' code's settings: its lr, clip, initialisation,
+    # Ω and stopping rule, the appendix's 100 units.
+    three = [p.run.config for p in planned if p.study.name == "tasks-temporal-order-3bit-authors"]
+    assert len(three) == 3 and {c.task for c in three} == {"temporal-order-3bit"}
+    assert {(c.hidden, c.lr, c.clip, c.init, c.omega_form, c.solve_error) for c in three} == {
+        (100, 0.01, 1.0, "sparse", "squared", 0.0)
+    }
     # Memorisation under the authors' code's settings: still one model per length, and the
     # preset's task, lr and α (the code's own), only the clip, initialisation, Ω and
     # stopping rule changed.

@@ -41,6 +41,7 @@ from rnnstab_cli.reproduce.natural import (
 from rnnstab_cli.reproduce.scores import Score, ScoreStore
 from rnnstab_cli.reproduce.studies import (
     AUTHORS_CODE_CLAIM,
+    AUTHORS_CODE_SETTINGS_CLAIM,
     CLIPPING_SENSITIVITY,
     CLIPPING_STUDY,
     FIG7_FIRST_SEEDS,
@@ -451,6 +452,11 @@ _APPENDIX: Final[tuple[tuple[str, str, str], ...]] = (
     ("generalisation-addition", "addition, one model for 50–200", "100% success"),
     ("generalisation-multiplication", "multiplication, one model for 50–200", "100% success"),
     ("tasks-temporal-order-3bit", "3-bit temporal order (100 units), 50–200", "100% success"),
+    (
+        "tasks-temporal-order-3bit-authors",
+        "3-bit temporal order (100 units), 50–200" + AUTHORS_CODE_SETTINGS_CLAIM,
+        "100% success",
+    ),
     ("tasks-random-permutation", "random permutation (100 units), 50–200", "1 of 8 runs"),
     (
         "tasks-memorization-5bit",
