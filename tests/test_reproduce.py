@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -51,6 +52,7 @@ from rnnstab_cli.reproduce.studies import (
     FIG7_FLOOR,
     SECTIONS,
     Study,
+    SuccessRule,
     fig7_budget,
     rate_verdict,
     static_studies,
@@ -193,8 +195,8 @@ def test_every_study_of_the_paper_resolves() -> None:
     assert all(max(p.study.score_lengths) == 800 for p in gen)
 
 
-@given(st.sampled_from(["all", "any"]), st.lists(st.booleans(), min_size=1, max_size=8))
-def test_a_rate_verdict_given_early_is_the_final_one(rule: str, solves: list[bool]) -> None:
+@given(st.sampled_from(get_args(SuccessRule)), st.lists(st.booleans(), min_size=1, max_size=8))
+def test_a_rate_verdict_given_early_is_the_final_one(rule: SuccessRule, solves: list[bool]) -> None:
     """A success-rate verdict is given before every run is in only when no run still to come
     can change it: whatever the runs after a prefix do, the complete verdict is the same."""
     final = rate_verdict(rule, sum(solves), len(solves), complete=True)

@@ -51,6 +51,7 @@ from rnnstab_cli.reproduce.studies import (
     SECTIONS,
     SYNTHETIC_SECTIONS,
     Study,
+    SuccessRule,
     fig7_baseline_studies,
     fig7_budget,
     rate_verdict,
@@ -528,7 +529,7 @@ class Campaign:
         """Studies judged by their success rate alone whose verdict their stored runs already
         settle (:func:`rate_verdict`): their other runs still run, after the ones that can
         change a verdict."""
-        tally: dict[tuple[str, str], list[int]] = {}  # (study, rule) → [solved, stored]
+        tally: dict[tuple[str, SuccessRule], list[int]] = {}  # (study, rule) → [solved, stored]
         for p in self._grids:
             outcome = self._outcomes.get(p.run_id)
             if p.study.success_rule is None or outcome not in ("solved", "unsolved"):

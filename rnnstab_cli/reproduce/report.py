@@ -48,6 +48,7 @@ from rnnstab_cli.reproduce.studies import (
     SECTIONS,
     SYNTHETIC_SECTIONS,
     Study,
+    SuccessRule,
     rate_verdict,
     sensitivity_parameter,
 )
@@ -486,7 +487,7 @@ def _tasks(ev: Evidence) -> tuple[list[Claim], list[str]]:
     body: list[list[str]] = []
     for study, claim, paper in _APPENDIX:
         pairs = ev.study_runs(functools.partial(operator.eq, study))
-        rule = (pairs[0][0].study.success_rule if pairs else None) or "all"
+        rule: SuccessRule = (pairs[0][0].study.success_rule if pairs else None) or "all"
         rows = [r for _, r in pairs if r is not None and r.outcome != "failed"]
         complete = bool(pairs) and all(r is not None for _, r in pairs)
         solved = sum(r.solved for r in rows)

@@ -27,7 +27,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from rnnstab_cli.preset_files import shipped_sweep_dir
 from rnnstab_cli.reproduce.sections import SECTIONS, SYNTHETIC_SECTIONS
@@ -45,6 +45,7 @@ __all__ = [
     "SECTIONS",
     "SYNTHETIC_SECTIONS",
     "Study",
+    "SuccessRule",
     "clipping_studies",
     "fig7_baseline_studies",
     "fig7_budget",
@@ -75,6 +76,10 @@ GENERALISATION_LENGTHS: Final[tuple[int, ...]] = (50, 100, 200, 300, 400, 800)
 _EVAL: Final[dict[str, Any]] = {"eval_every": 1000}
 
 
+#: How a claim on a success rate is judged: every run must solve, or one solving run suffices.
+SuccessRule = Literal["all", "any"]
+
+
 @dataclass(frozen=True)
 class Study:
     """A grid of runs stored in ``section``'s store; ``claim`` says what it is evidence for.
@@ -88,10 +93,10 @@ class Study:
     score_lengths: tuple[int, ...] = field(default=())  # generalisation tests of each model
     #: ``"all"`` or ``"any"`` when the study's one claim is its success rate (every run must
     #: solve; one solving run is the paper's figure): see :func:`rate_verdict`.
-    success_rule: str | None = None
+    success_rule: SuccessRule | None = None
 
 
-def rate_verdict(rule: str, solved: int, stored: int, complete: bool) -> str:
+def rate_verdict(rule: SuccessRule, solved: int, stored: int, complete: bool) -> str:
     """The verdict on a success-rate claim from ``stored`` runs (failed ones not counted) of
     which ``solved`` solved; ``complete`` once every planned run is stored. It is given as
     soon as no run still to come can change it: under ``"all"`` one solve and one miss make
@@ -104,7 +109,7 @@ def rate_verdict(rule: str, solved: int, stored: int, complete: bool) -> str:
         return "pending"
     if rule == "any":
         return "not reproduced"
-    return "reproduced" if solved == stored else "partly" if solved else "not reproduced"
+    return "reproduced" if solved == stored else "not reproduced"
 
 
 def _spec(name: str, preset: str, base: Mapping[str, Any], axes: Mapping[str, Any]) -> SweepSpec:
@@ -249,7 +254,7 @@ def _appendix_task(
     *,
     settings: str = "",
     base: Mapping[str, Any] | None = None,
-    success_rule: str = "all",
+    success_rule: SuccessRule = "all",
 ) -> Study:
     return Study(
         name=name,
