@@ -169,6 +169,12 @@ def test_every_study_of_the_paper_resolves() -> None:
     assert {(c.hidden, c.lr, c.clip, c.init, c.omega_form, c.solve_error) for c in three} == {
         (100, 0.01, 1.0, "sparse", "squared", 0.0)
     }
+    # Random permutation under the same settings: 8 trials again, the appendix's α of 1.
+    perm = [p.run.config for p in planned if p.study.name == "tasks-random-permutation-authors"]
+    assert len(perm) == 8 and {c.task for c in perm} == {"random-permutation"}
+    assert {(c.hidden, c.lr, c.alpha, c.clip, c.init, c.solve_error) for c in perm} == {
+        (100, 0.01, 1.0, 1.0, "sparse", 0.0)
+    }
     # Memorisation under the authors' code's settings: still one model per length, and the
     # preset's task, lr and α (the code's own), only the clip, initialisation, Ω and
     # stopping rule changed.

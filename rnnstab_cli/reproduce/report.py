@@ -460,6 +460,11 @@ _APPENDIX: Final[tuple[tuple[str, str, str], ...]] = (
     ),
     ("tasks-random-permutation", "random permutation (100 units), 50–200", "1 of 8 runs"),
     (
+        "tasks-random-permutation-authors",
+        "random permutation (100 units), 50–200" + AUTHORS_CODE_SETTINGS_CLAIM,
+        "1 of 8 runs",
+    ),
+    (
         "tasks-memorization-5bit",
         "noiseless memorisation, 5 bits, a model per length",
         "100% success",
