@@ -266,6 +266,21 @@ def _appendix_task(
     )
 
 
+def _with_authors_code_settings(
+    preset: str, trials: int, priority: int, *, success_rule: SuccessRule = "all"
+) -> Study:
+    """An appendix task trained with :data:`AUTHORS_CODE_SETTINGS` and the code's lr."""
+    return _appendix_task(
+        f"tasks-{preset}-authors",
+        preset,
+        {"seed": _seeds(0, trials)},
+        priority,
+        settings=AUTHORS_CODE_SETTINGS_CLAIM,
+        base={**AUTHORS_CODE_SETTINGS, "lr": AUTHORS_CODE_LR},
+        success_rule=success_rule,
+    )
+
+
 def static_studies() -> list[Study]:
     """Every study whose grid is fixed in advance (all but Fig. 7's baselines)."""
     memorization_axes = {"len": [50, 100, 150, 200], "seed": _seeds(0, 5)}
@@ -318,14 +333,7 @@ def static_studies() -> list[Study]:
         # temporal-order-authors.toml (there 9 of 10 seeds solved where the appendix's solved
         # 4 of 10); the appendix's 100 units kept. tempOrder3bit.py draws the three symbols
         # from the preset's ranges.
-        _appendix_task(
-            "tasks-temporal-order-3bit-authors",
-            "temporal-order-3bit",
-            {"seed": _seeds(0, 3)},
-            2,
-            settings=AUTHORS_CODE_SETTINGS_CLAIM,
-            base={**AUTHORS_CODE_SETTINGS, "lr": AUTHORS_CODE_LR},
-        ),
+        _with_authors_code_settings("temporal-order-3bit", 3, 2),
         # The paper: "only 1 out of 8 experiments succeeded".
         _appendix_task(
             "tasks-random-permutation",
@@ -336,15 +344,7 @@ def static_studies() -> list[Study]:
         ),
         # ... and with the authors' code's settings, as 3-bit temporal order above (its
         # permutation.py draws the symbols as the preset does), 8 trials again.
-        _appendix_task(
-            "tasks-random-permutation-authors",
-            "random-permutation",
-            {"seed": _seeds(0, 8)},
-            3,
-            settings=AUTHORS_CODE_SETTINGS_CLAIM,
-            base={**AUTHORS_CODE_SETTINGS, "lr": AUTHORS_CODE_LR},
-            success_rule="any",
-        ),
+        _with_authors_code_settings("random-permutation", 8, 3, success_rule="any"),
         _appendix_task("tasks-memorization-5bit", "memorization", memorization_axes, 2),
         _appendix_task("tasks-memorization-20bit", "memorization-20bit", memorization_axes, 2),
         # Memorisation with the authors' code's settings, as for addition above (its lr and α
