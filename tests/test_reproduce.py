@@ -227,7 +227,7 @@ def test_rate_verdicts() -> None:
 
 def test_runs_that_cannot_change_a_verdict_start_after_those_that_can(tmp_path: Path) -> None:
     """5-bit memorisation with a solve and a miss stored is *partly* for good: its other runs
-    wait behind the undecided studies of the same priority, even the costlier ones."""
+    wait behind every undecided study, even the costlier ones and those of a later priority."""
     decided = "tasks-memorization-5bit"
     with Campaign(tmp_path / "repro", ["tasks"]) as c:
         c.replan()
@@ -241,11 +241,12 @@ def test_runs_that_cannot_change_a_verdict_start_after_those_that_can(tmp_path: 
         c.replan()
         assert c.decided_studies() == {decided}
         order = [(p.study.priority, p.study.name) for p in c.missing()]
-    priority = next(prio for prio, name in order if name == decided)
-    same = [name for prio, name in order if prio == priority]
-    waiting = same.index(decided)
-    assert waiting > 0 and all(name == decided for name in same[waiting:])
-    assert "tasks-temporal-order-3bit" in same[:waiting]  # costlier, but it can change a verdict
+    names = [name for _, name in order]
+    waiting = names.index(decided)
+    assert waiting > 0 and all(name == decided for name in names[waiting:])
+    assert "tasks-temporal-order-3bit" in names[:waiting]  # costlier, but it can change a verdict
+    own = next(prio for prio, name in order if name == decided)
+    assert any(prio > own for prio, _ in order[:waiting])  # later priority, still undecided
 
 
 def test_a_raised_budget_continues_the_same_trajectory() -> None:

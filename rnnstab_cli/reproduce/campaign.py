@@ -510,10 +510,10 @@ class Campaign:
             )
 
     def missing(self) -> list[CampaignRun]:
-        """Planned runs neither stored nor running, in the order they should start: by the
-        study's priority, then those that can still change a verdict (see
-        :meth:`decided_studies`), then cheapest first (short lengths give early, complete
-        points)."""
+        """Planned runs neither stored nor running, in the order they should start: those
+        that can still change a verdict first (see :meth:`decided_studies`), so a campaign cut
+        short has settled all it could; then by the study's priority, then cheapest first
+        (short lengths give early, complete points)."""
         todo = [
             p
             for rid, p in self._planned.items()
@@ -522,12 +522,12 @@ class Campaign:
         decided = self.decided_studies()
         return sorted(
             todo,
-            key=lambda p: (p.study.priority, p.study.name in decided, p.cost(), p.run.index),
+            key=lambda p: (p.study.name in decided, p.study.priority, p.cost(), p.run.index),
         )
 
     def decided_studies(self) -> set[str]:
         """Studies judged by their success rate alone whose verdict their stored runs already
-        settle (:func:`rate_verdict`): their other runs still run, after the ones that can
+        settle (:func:`rate_verdict`): their other runs still run, after every one that can
         change a verdict."""
         tally: dict[tuple[str, SuccessRule], list[int]] = {}  # (study, rule) → [solved, stored]
         for p in self._grids:

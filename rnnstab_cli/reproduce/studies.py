@@ -83,7 +83,8 @@ SuccessRule = Literal["all", "any"]
 @dataclass(frozen=True)
 class Study:
     """A grid of runs stored in ``section``'s store; ``claim`` says what it is evidence for.
-    ``priority``: lower runs first (the scheduler orders by it, then by cost)."""
+    ``priority``: lower runs first (the scheduler orders by it, then by cost, once the runs
+    that can still change a verdict are ahead of those that cannot)."""
 
     name: str
     section: str
